@@ -1,0 +1,191 @@
+#include "aws/sigv4.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "aws/encoding.h"
+
+namespace cruncher::aws {
+namespace {
+
+constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
+
+const std::set<std::string, std::less<>>& UnsignedHeaders() {
+  static const std::set<std::string, std::less<>> names = {
+      "connection", "expect",  "keep-alive", "proxy-authenticate",
+      "proxy-authorization", "te", "trailer", "transfer-encoding",
+      "upgrade", "user-agent", "x-amzn-trace-id"};
+  return names;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
+    return static_cast<char>(std::tolower(c));
+  });
+  return out;
+}
+
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+         c == '\v';
+}
+
+// Trims and collapses runs of whitespace to one space.
+std::string TrimAll(std::string_view v) {
+  std::string out;
+  bool pending_space = false;
+  for (char c : v) {
+    if (IsSpace(c)) {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out += ' ';
+    pending_space = false;
+    out += c;
+  }
+  return out;
+}
+
+// RFC 3986 dot-segment removal; empty segments are dropped as well.
+std::string NormalizePath(std::string_view path) {
+  if (path.empty()) return "/";
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    std::string_view seg = path.substr(start, slash - start);
+    if (seg == "..") {
+      if (!out.empty()) out.pop_back();
+    } else if (!seg.empty() && seg != ".") {
+      out.push_back(seg);
+    }
+    start = slash + 1;
+  }
+  std::string result = path.front() == '/' ? "/" : "";
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (i) result += '/';
+    result += out[i];
+  }
+  if (path.back() == '/' && !out.empty()) result += '/';
+  return result;
+}
+
+std::string CanonicalQuery(std::string_view query) {
+  if (query.empty()) return "";
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::size_t start = 0;
+  while (start <= query.size()) {
+    std::size_t amp = query.find('&', start);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view pair = query.substr(start, amp - start);
+    std::size_t eq = pair.find('=');
+    if (eq == std::string_view::npos) {
+      pairs.emplace_back(std::string(pair), "");
+    } else {
+      pairs.emplace_back(std::string(pair.substr(0, eq)),
+                         std::string(pair.substr(eq + 1)));
+    }
+    start = amp + 1;
+  }
+  std::sort(pairs.begin(), pairs.end());
+  std::string out;
+  for (const auto& [k, v] : pairs) {
+    if (!out.empty()) out += '&';
+    out += k + "=" + v;
+  }
+  return out;
+}
+
+void RemoveHeader(HttpRequest& request, std::string_view lower_name) {
+  auto& h = request.headers;
+  h.erase(std::remove_if(h.begin(), h.end(),
+                         [&](const auto& kv) {
+                           return Lower(kv.first) == lower_name;
+                         }),
+          h.end());
+}
+
+}  // namespace
+
+Result<SigV4Parts> SignV4(HttpRequest& request, const AwsCredentials& creds,
+                          std::string_view service, std::string_view region,
+                          Millis now) {
+  if (creds.access_key_id.empty() || creds.secret_access_key.empty()) {
+    return InvalidArgument("cannot sign request to " + request.url +
+                           ": credentials are empty");
+  }
+  CRUNCHER_ASSIGN_OR_RETURN(Url url, ParseUrl(request.url));
+  const std::string amz_date = FormatAmzDate(now);
+  const std::string day = amz_date.substr(0, 8);
+
+  RemoveHeader(request, "authorization");
+  RemoveHeader(request, "x-amz-date");
+  RemoveHeader(request, "x-amz-security-token");
+  request.headers.emplace_back("X-Amz-Date", amz_date);
+  if (!creds.session_token.empty()) {
+    request.headers.emplace_back("X-Amz-Security-Token", creds.session_token);
+  }
+
+  // name -> values in request order.
+  std::map<std::string, std::vector<std::string>> to_sign;
+  for (const auto& [name, value] : request.headers) {
+    std::string lname = Lower(name);
+    if (UnsignedHeaders().count(lname)) continue;
+    to_sign[lname].push_back(TrimAll(value));
+  }
+  if (!to_sign.count("host")) to_sign["host"].push_back(url.HostHeader());
+
+  SigV4Parts parts;
+  std::string canonical_headers;
+  for (const auto& [name, values] : to_sign) {
+    canonical_headers += name + ":";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (i) canonical_headers += ',';
+      canonical_headers += values[i];
+    }
+    canonical_headers += '\n';
+    if (!parts.signed_headers.empty()) parts.signed_headers += ';';
+    parts.signed_headers += name;
+  }
+
+  // A caller-supplied payload hash (X-Amz-Content-SHA256) is signed as is.
+  std::optional<std::string> payload_hash;
+  for (const auto& [name, value] : request.headers) {
+    if (Lower(name) == "x-amz-content-sha256") payload_hash = value;
+  }
+  if (!payload_hash) payload_hash = Sha256Hex(request.body);
+
+  std::string method = request.method;
+  std::transform(method.begin(), method.end(), method.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  parts.canonical_request = method + "\n" +
+                            PercentEncode(NormalizePath(url.path), "/") + "\n" +
+                            CanonicalQuery(url.query) + "\n" +
+                            canonical_headers + "\n" + parts.signed_headers +
+                            "\n" + *payload_hash;
+
+  const std::string scope = day + "/" + std::string(region) + "/" +
+                            std::string(service) + "/aws4_request";
+  parts.string_to_sign = std::string(kAlgorithm) + "\n" + amz_date + "\n" +
+                         scope + "\n" + Sha256Hex(parts.canonical_request);
+
+  std::string key = HmacSha256("AWS4" + creds.secret_access_key, day);
+  key = HmacSha256(key, region);
+  key = HmacSha256(key, service);
+  key = HmacSha256(key, "aws4_request");
+  parts.signature = HexEncode(HmacSha256(key, parts.string_to_sign));
+  parts.authorization = std::string(kAlgorithm) +
+                        " Credential=" + creds.access_key_id + "/" + scope +
+                        ", SignedHeaders=" + parts.signed_headers +
+                        ", Signature=" + parts.signature;
+  request.headers.emplace_back("Authorization", parts.authorization);
+  return parts;
+}
+
+}  // namespace cruncher::aws

@@ -1,0 +1,66 @@
+#include "core/job_name.h"
+
+#include <openssl/sha.h>
+
+#include <cctype>
+
+namespace cruncher {
+namespace {
+
+std::string HexSha256(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+         digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : digest) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xf]);
+  }
+  return out;
+}
+
+bool IsAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)); }
+
+}  // namespace
+
+std::string SanitizeJobNamePrefix(std::string_view prefix) {
+  std::string out;
+  for (char c : prefix) {
+    char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (IsAlnum(lower) || lower == '-') {
+      out.push_back(lower);
+    } else if (!out.empty() && out.back() != '-') {
+      out.push_back('-');
+    }
+  }
+  size_t first = out.find_first_not_of('-');
+  out = first == std::string::npos ? "" : out.substr(first);
+  if (out.size() > kMaxJobNameLength - kJobNameHashLength) {
+    out.resize(kMaxJobNameLength - kJobNameHashLength);
+  }
+  return out.empty() ? "job-" : out;
+}
+
+std::string JobNameFor(std::string_view prefix, std::string_view queue,
+                       std::string_view message_id) {
+  std::string key(queue);
+  key.push_back('\n');
+  key.append(message_id);
+  return SanitizeJobNamePrefix(prefix) +
+         HexSha256(key).substr(0, kJobNameHashLength);
+}
+
+std::string ToLabelValue(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    out.push_back(IsAlnum(c) || c == '-' || c == '_' || c == '.' ? c : '-');
+  }
+  if (out.size() > 63) out.resize(63);
+  while (!out.empty() && !IsAlnum(out.back())) out.pop_back();
+  size_t first = 0;
+  while (first < out.size() && !IsAlnum(out[first])) ++first;
+  return out.substr(first);
+}
+
+}  // namespace cruncher

@@ -1,0 +1,36 @@
+// Deterministic Job names.
+//
+// A Job's name is the template's prefix (metadata.generateName, e.g. "demo-")
+// followed by a short hash of the queue name and the message id. The same
+// message delivered twice therefore maps to the same name, and the second
+// create meets AlreadyExists instead of making a duplicate Job. Names are
+// valid DNS-1123 labels of at most 63 characters.
+//
+// Thread-safety: pure functions.
+#ifndef CRUNCHER_CORE_JOB_NAME_H_
+#define CRUNCHER_CORE_JOB_NAME_H_
+
+#include <string>
+#include <string_view>
+
+namespace cruncher {
+
+inline constexpr size_t kMaxJobNameLength = 63;
+inline constexpr size_t kJobNameHashLength = 10;
+
+// Makes `prefix` usable at the start of a DNS-1123 label: lower case,
+// [a-z0-9-] only, starting with a letter or digit, at most 63 - 10 chars.
+// An empty result becomes "job-".
+std::string SanitizeJobNamePrefix(std::string_view prefix);
+
+// prefix + 10 hex digits of SHA-256(queue "\n" message_id).
+std::string JobNameFor(std::string_view prefix, std::string_view queue,
+                       std::string_view message_id);
+
+// A Kubernetes label value (≤63 chars, [A-Za-z0-9._-], alphanumeric at both
+// ends) that stands for `text`; used for the queue label.
+std::string ToLabelValue(std::string_view text);
+
+}  // namespace cruncher
+
+#endif  // CRUNCHER_CORE_JOB_NAME_H_

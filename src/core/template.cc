@@ -1,0 +1,279 @@
+#include "core/template.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <fstream>
+#include <optional>
+#include <regex>
+#include <sstream>
+
+#include "core/job.h"
+#include "core/job_name.h"
+
+namespace cruncher {
+namespace {
+
+using nlohmann::json;
+
+// RFC 6901: "~" is written "~0" and "/" is written "~1" in a pointer token.
+std::string EscapePointerToken(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out.push_back(c);
+  }
+  return out;
+}
+
+bool IsNameStart(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool IsNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+
+// If `text` is exactly one placeholder ("$x" or "${x}"), returns its name.
+std::optional<std::string> LonePlaceholder(std::string_view text) {
+  if (text.size() < 2 || text[0] != '$') return std::nullopt;
+  std::string_view rest = text.substr(1);
+  if (rest.front() == '{') {
+    if (rest.back() != '}' || rest.size() < 3) return std::nullopt;
+    rest = rest.substr(1, rest.size() - 2);
+  }
+  if (!IsNameStart(rest.front())) return std::nullopt;
+  for (char c : rest) {
+    if (!IsNameChar(c)) return std::nullopt;
+  }
+  return std::string(rest);
+}
+
+// YAML 1.2 core schema resolution of an untagged plain scalar.
+json ResolvePlainScalar(const std::string& s) {
+  static const std::regex kInt("[-+]?[0-9]+");
+  static const std::regex kFloat(
+      "[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL")
+    return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  if (std::regex_match(s, kInt)) {
+    try {
+      return std::stoll(s);
+    } catch (const std::out_of_range&) {
+      return s;
+    }
+  }
+  if (std::regex_match(s, kFloat)) return std::stod(s);
+  return s;
+}
+
+json YamlToJson(const YAML::Node& node, const std::string& pointer,
+                std::set<std::string>& typed_slots) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return nullptr;
+    case YAML::NodeType::Scalar: {
+      const std::string& text = node.Scalar();
+      // yaml-cpp tags quoted scalars "!" and untagged plain ones "?".
+      if (node.Tag() != "?") return text;
+      if (LonePlaceholder(text)) {
+        typed_slots.insert(pointer);
+        return text;
+      }
+      return ResolvePlainScalar(text);
+    }
+    case YAML::NodeType::Sequence: {
+      json out = json::array();
+      size_t i = 0;
+      for (const auto& item : node) {
+        out.push_back(
+            YamlToJson(item, pointer + "/" + std::to_string(i++), typed_slots));
+      }
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      json out = json::object();
+      for (const auto& kv : node) {
+        std::string key = kv.first.as<std::string>();
+        out[key] = YamlToJson(kv.second, pointer + "/" + EscapePointerToken(key),
+                              typed_slots);
+      }
+      return out;
+    }
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return nullptr;
+}
+
+Status SubstituteTree(json& node, const std::string& pointer,
+                      const std::set<std::string>& typed_slots,
+                      const TaskVariables& vars) {
+  if (node.is_string()) {
+    const std::string& text = node.get_ref<const std::string&>();
+    if (typed_slots.count(pointer)) {
+      auto name = LonePlaceholder(text);
+      const json* value = name ? vars.Find(*name) : nullptr;
+      if (value && (value->is_number() || value->is_boolean())) {
+        node = *value;
+        return Status::Ok();
+      }
+    }
+    auto substituted = SubstitutePlaceholders(text, vars);
+    if (!substituted.ok()) {
+      return substituted.status().WithContext("at " + (pointer.empty() ? "/" : pointer));
+    }
+    node = std::move(substituted).value();
+  } else if (node.is_array()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      CRUNCHER_RETURN_IF_ERROR(SubstituteTree(
+          node[i], pointer + "/" + std::to_string(i), typed_slots, vars));
+    }
+  } else if (node.is_object()) {
+    for (auto& [key, value] : node.items()) {
+      CRUNCHER_RETURN_IF_ERROR(SubstituteTree(
+          value, pointer + "/" + EscapePointerToken(key), typed_slots,
+          vars));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> SubstitutePlaceholders(std::string_view text,
+                                           const TaskVariables& vars) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c != '$' || i + 1 == text.size()) {
+      out.push_back(c);
+      continue;
+    }
+    char next = text[i + 1];
+    if (next == '$') {
+      out.push_back('$');
+      ++i;
+      continue;
+    }
+    std::string name;
+    size_t end = i + 1;
+    if (next == '{') {
+      size_t close = text.find('}', i + 2);
+      if (close == std::string_view::npos) {
+        return InvalidArgument("unterminated ${ in \"" + std::string(text) + "\"");
+      }
+      name = std::string(text.substr(i + 2, close - i - 2));
+      bool valid = !name.empty() && IsNameStart(name[0]);
+      for (char n : name) valid = valid && IsNameChar(n);
+      if (!valid) {
+        return InvalidArgument("invalid placeholder ${" + name + "}");
+      }
+      end = close + 1;
+    } else if (IsNameStart(next)) {
+      while (end < text.size() && IsNameChar(text[end])) ++end;
+      name = std::string(text.substr(i + 1, end - i - 1));
+    } else {
+      out.push_back(c);  // "$(" and friends are not ours
+      continue;
+    }
+    const json* value = vars.Find(name);
+    if (value == nullptr) {
+      return InvalidArgument("the message has no variable \"" + name +
+                             "\" required by the template");
+    }
+    out += TaskVariables::Text(*value);
+    i = end - 1;
+  }
+  return out;
+}
+
+Result<JobTemplate> JobTemplate::Parse(std::string_view text,
+                                       std::string_view source) {
+  auto fail = [&](const std::string& why) {
+    return InvalidArgument("template " + std::string(source) + ": " + why);
+  };
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return fail(std::string("not valid YAML or JSON: ") + e.what());
+  }
+  if (!root.IsMap()) return fail("must be a mapping (a Job manifest)");
+  JobTemplate tmpl;
+  try {
+    tmpl.manifest_ = YamlToJson(root, "", tmpl.typed_slots_);
+  } catch (const YAML::Exception& e) {
+    return fail(std::string("unsupported YAML: ") + e.what());
+  }
+  json& m = tmpl.manifest_;
+  if (!m.contains("kind") || m["kind"] != "Job") {
+    return fail("kind must be Job");
+  }
+  const json::json_pointer containers("/spec/template/spec/containers");
+  if (!m.contains(containers) || !m[containers].is_array() ||
+      m[containers].empty() || !m[containers][0].is_object()) {
+    return fail("spec.template.spec.containers must list at least one container");
+  }
+  if (!m.contains("metadata") || !m["metadata"].is_object()) {
+    m["metadata"] = json::object();
+  }
+  json& md = m["metadata"];
+  std::string prefix;
+  if (md.contains("generateName") && md["generateName"].is_string()) {
+    prefix = md["generateName"].get<std::string>();
+  } else if (md.contains("name") && md["name"].is_string()) {
+    prefix = md["name"].get<std::string>() + "-";
+  }
+  if (prefix.find('$') != std::string::npos) {
+    return fail("metadata.generateName/name must not contain placeholders");
+  }
+  tmpl.name_prefix_ = SanitizeJobNamePrefix(prefix);
+  md.erase("generateName");
+  md.erase("name");
+  return tmpl;
+}
+
+Result<JobTemplate> JobTemplate::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot read template file " + path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return Parse(buffer.str(), path);
+}
+
+Result<nlohmann::json> JobTemplate::Render(const TaskVariables& vars) const {
+  json out = manifest_;
+  CRUNCHER_RETURN_IF_ERROR(SubstituteTree(out, "", typed_slots_, vars));
+  return out;
+}
+
+Result<nlohmann::json> JobTemplate::RenderForMessage(
+    const Message& message, std::string_view queue) const {
+  CRUNCHER_ASSIGN_OR_RETURN(TaskVariables vars,
+                            TaskVariables::FromBody(message.body));
+  CRUNCHER_ASSIGN_OR_RETURN(json job, Render(vars));
+  json& md = job["metadata"];
+  md["name"] = JobNameFor(name_prefix_, queue, message.id);
+  if (!md.contains("labels") || !md["labels"].is_object()) {
+    md["labels"] = json::object();
+  }
+  md["labels"][std::string(kManagedByLabel)] = kManagedByValue;
+  md["labels"][std::string(kQueueLabel)] = ToLabelValue(queue);
+  if (!md.contains("annotations") || !md["annotations"].is_object()) {
+    md["annotations"] = json::object();
+  }
+  json& ann = md["annotations"];
+  ann[std::string(kTaskAnnotation)] = message.body;
+  ann[std::string(kMessageIdAnnotation)] = message.id;
+  ann[std::string(kQueueAnnotation)] = std::string(queue);
+  ann[std::string(kReceiveCountAnnotation)] =
+      std::to_string(message.receive_count);
+  if (!job.contains("apiVersion")) job["apiVersion"] = "batch/v1";
+  return job;
+}
+
+}  // namespace cruncher

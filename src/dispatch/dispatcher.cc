@@ -1,0 +1,265 @@
+#include "dispatch/dispatcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "core/job.h"
+#include "core/log.h"
+
+namespace cruncher::dispatch {
+namespace {
+
+// Kubernetes: a message whose Job the backend rejects is poison only if the
+// request itself is wrong; anything else may be fixed by retrying later.
+bool IsPermanent(const Status& s) {
+  return s.code() == StatusCode::kInvalidArgument;
+}
+
+int SecondsCeil(Millis ms) {
+  return static_cast<int>(std::max<Millis>(0, (ms + 999) / 1000));
+}
+
+}  // namespace
+
+std::optional<AckStrategy> ParseAckStrategy(const std::string& text) {
+  if (text == "on-create") return AckStrategy::kOnCreate;
+  if (text == "on-success") return AckStrategy::kOnSuccess;
+  return std::nullopt;
+}
+
+Dispatcher::Dispatcher(MessageQueue& source, MessageQueue* dead_letter,
+                       JobBackend& backend, const JobTemplate& job_template,
+                       DispatcherOptions options, Clock& clock)
+    : source_(source),
+      dead_letter_(dead_letter),
+      backend_(backend),
+      template_(job_template),
+      options_(options),
+      clock_(clock),
+      retry_backoff_(options.retry_backoff) {}
+
+Dispatcher::Outcome Dispatcher::Handle(const Message& message,
+                                       std::string* job_name,
+                                       std::string* reason) {
+  auto rendered = template_.RenderForMessage(message, source_.name());
+  if (!rendered.ok()) {
+    *reason = rendered.status().message();
+    return Outcome::kPoison;
+  }
+  *job_name = (*rendered)["metadata"]["name"].get<std::string>();
+  Status created = backend_.Create(*rendered);
+  if (created.ok()) {
+    stats_.jobs_created++;
+    Log(LogLevel::kDebug, "job_created",
+        {{"job", *job_name}, {"message_id", message.id}});
+    return Outcome::kCreated;
+  }
+  if (created.code() == StatusCode::kAlreadyExists) {
+    auto existing = backend_.Get(*job_name);
+    if (!existing.ok()) {
+      *reason = existing.status().ToString();
+      return Outcome::kTransient;
+    }
+    if (!existing->managed_by_cruncher() ||
+        existing->annotation(kMessageIdAnnotation) != message.id) {
+      *reason = "a Job named " + *job_name +
+                " exists and was not created by Cruncher for this message";
+      return Outcome::kPoison;
+    }
+    stats_.jobs_existing++;
+    return Outcome::kCreated;
+  }
+  *reason = created.ToString();
+  return IsPermanent(created) ? Outcome::kPoison : Outcome::kTransient;
+}
+
+void Dispatcher::Poison(const Message& message, const std::string& reason) {
+  stats_.poison++;
+  nlohmann::json fields = {{"queue", source_.name()},
+                           {"message_id", message.id},
+                           {"receive_count", message.receive_count},
+                           {"reason", reason}};
+  if (dead_letter_ == nullptr) {
+    fields["action"] = "left in the queue for its redrive policy";
+    Log(LogLevel::kWarn, "poison_message", std::move(fields));
+    return;
+  }
+  OutgoingMessage copy{message.body, message.attributes, 0};
+  copy.attributes[kErrorAttribute] = {"String", reason.empty() ? "unknown" : reason};
+  copy.attributes[kSourceQueueAttribute] = {"String", source_.name()};
+  copy.attributes[kSourceMessageIdAttribute] = {"String", message.id};
+  auto sent = dead_letter_->Send(copy);
+  if (!sent.ok()) {
+    // Not deleted: the message reappears and is tried again.
+    fields["action"] = "kept: sending to the dead-letter queue failed";
+    fields["error"] = sent.status().ToString();
+    Log(LogLevel::kError, "poison_message", std::move(fields));
+    return;
+  }
+  auto deleted = source_.DeleteBatch({message.receipt_handle});
+  if (!deleted.front().status.ok()) {
+    fields["delete_error"] = deleted.front().status.ToString();
+  }
+  stats_.dead_lettered++;
+  fields["action"] = "sent to dead-letter queue " + dead_letter_->name();
+  fields["dead_letter_message_id"] = *sent;
+  Log(LogLevel::kWarn, "poison_message", std::move(fields));
+}
+
+void Dispatcher::Release(const std::string& message_id,
+                         const std::string& handle, const std::string& why) {
+  Millis delay = retry_backoff_.Failure(message_id);
+  auto r = source_.ChangeVisibilityBatch({handle}, SecondsCeil(delay));
+  Log(LogLevel::kInfo, "message_released",
+      {{"queue", source_.name()},
+       {"message_id", message_id},
+       {"reason", why},
+       {"visible_in_seconds", SecondsCeil(delay)},
+       {"ok", r.front().status.ok()}});
+}
+
+int Dispatcher::ReceiveWait(Millis now) const {
+  int wait = options_.wait_seconds;
+  if (!tracked_.empty()) {
+    wait = std::min(wait, std::max(1, SecondsCeil(next_check_ - now)));
+  }
+  return wait;
+}
+
+Result<int> Dispatcher::RunOnce() {
+  Millis now = clock_.NowMillis();
+  int batch = 10;
+  if (options_.max_active > 0) {
+    auto active = backend_.CountUnfinished();
+    if (!active.ok()) return active.status().WithContext("count active jobs");
+    batch = std::min(batch, options_.max_active - *active);
+    if (batch <= 0) {
+      // Backpressure: the messages stay safely in the queue meanwhile.
+      CheckTracked(now, false);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      return 0;
+    }
+  }
+  std::optional<int> visibility;
+  if (options_.ack == AckStrategy::kOnSuccess) {
+    visibility = options_.visibility_seconds;
+  }
+  auto received = source_.Receive(batch, ReceiveWait(now), visibility);
+  if (!received.ok()) return received.status();
+  now = clock_.NowMillis();
+  std::vector<std::string> to_delete;
+  for (const Message& m : *received) {
+    stats_.received++;
+    std::string job, reason;
+    switch (Handle(m, &job, &reason)) {
+      case Outcome::kPoison:
+        Poison(m, reason);
+        break;
+      case Outcome::kTransient: {
+        stats_.transient_errors++;
+        Log(LogLevel::kWarn, "job_create_failed",
+            {{"queue", source_.name()}, {"message_id", m.id}, {"job", job},
+             {"error", reason}});
+        Release(m.id, m.receipt_handle, "transient error");
+        break;
+      }
+      case Outcome::kCreated:
+        retry_backoff_.Forget(m.id);
+        if (options_.ack == AckStrategy::kOnCreate) {
+          to_delete.push_back(m.receipt_handle);
+        } else {
+          tracked_.push_back({job, m.id, m.receipt_handle,
+                              now + options_.visibility_seconds * 1000LL});
+        }
+        break;
+    }
+  }
+  if (!to_delete.empty()) {
+    for (const auto& r : source_.DeleteBatch(to_delete)) {
+      if (r.status.ok()) {
+        stats_.acked++;
+      } else {
+        // The Job exists; a redelivery meets AlreadyExists and acks again.
+        Log(LogLevel::kWarn, "message_delete_failed",
+            {{"queue", source_.name()}, {"error", r.status.ToString()}});
+      }
+    }
+  }
+  // A Job that already existed may have finished: check new ones at once.
+  CheckTracked(now, !received->empty());
+  return static_cast<int>(received->size());
+}
+
+void Dispatcher::CheckTracked(Millis now, bool force) {
+  if (tracked_.empty() || (!force && now < next_check_)) return;
+  next_check_ = now + options_.check_interval;
+  std::vector<std::string> complete;
+  std::vector<Tracked> still;
+  std::vector<std::string> extend;
+  for (auto& t : tracked_) {
+    auto job = backend_.Get(t.job);
+    bool unknown = !job.ok() && job.status().code() != StatusCode::kNotFound;
+    if (!unknown) {
+      if (!job.ok()) {
+        // Deleted by someone: let the message come back rather than lose it.
+        Release(t.message_id, t.receipt_handle, "job deleted while running");
+        stats_.released++;
+        continue;
+      }
+      JobState state = job->state();
+      if (state == JobState::kComplete) {
+        complete.push_back(t.receipt_handle);
+        retry_backoff_.Forget(t.message_id);
+        continue;
+      }
+      if (state == JobState::kFailed) {
+        Release(t.message_id, t.receipt_handle, "job failed");
+        stats_.released++;
+        continue;
+      }
+    }
+    // Running, or its status is unknown for now: keep the message in flight.
+    if (t.visible_until - now < options_.visibility_seconds * 500LL) {
+      extend.push_back(t.receipt_handle);
+      t.visible_until = now + options_.visibility_seconds * 1000LL;
+    }
+    still.push_back(t);
+  }
+  tracked_ = std::move(still);
+  if (!complete.empty()) {
+    for (const auto& r : source_.DeleteBatch(complete)) {
+      if (r.status.ok()) stats_.acked++;
+      else Log(LogLevel::kWarn, "message_delete_failed",
+               {{"queue", source_.name()}, {"error", r.status.ToString()}});
+    }
+  }
+  if (!extend.empty()) {
+    for (const auto& r : source_.ChangeVisibilityBatch(extend, options_.visibility_seconds)) {
+      if (!r.status.ok()) {
+        Log(LogLevel::kWarn, "visibility_extend_failed",
+            {{"queue", source_.name()}, {"error", r.status.ToString()}});
+      }
+    }
+  }
+}
+
+void Dispatcher::Run(const std::atomic<bool>& stop) {
+  ItemBackoff loop_backoff(options_.retry_backoff);
+  while (!stop) {
+    auto n = RunOnce();
+    if (n.ok()) {
+      loop_backoff.Forget("loop");
+      continue;
+    }
+    Millis delay = loop_backoff.Failure("loop");
+    Log(LogLevel::kError, "dispatch_failed",
+        {{"queue", source_.name()}, {"error", n.status().ToString()},
+         {"retry_in_ms", delay}});
+    for (Millis slept = 0; slept < delay && !stop; slept += 100) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+}
+
+}  // namespace cruncher::dispatch

@@ -1,0 +1,120 @@
+// Dispatcher: the controller loop, queue → render → create Job → ack.
+//
+// Generic over MessageQueue and JobBackend, so the same loop drives the
+// local executor and Kubernetes. One step per message, idempotent:
+//   1. render the Job from the template (the body is the `task` annotation);
+//   2. create it; AlreadyExists for a Job we own with this message's id is
+//      success (a redelivered message makes no duplicate);
+//   3. acknowledge by strategy:
+//      on-create:  delete the message at once;
+//      on-success: keep it in flight, extend its visibility while the Job
+//                  runs, delete it when the Job completes, and when the Job
+//                  fails let it reappear (after a backoff) so the queue's
+//                  redrive policy moves it to the DLQ after maxReceiveCount.
+// Poison messages (not a JSON object, a missing variable, a Job the backend
+// rejects) are never dropped: with a dead-letter queue they are sent there
+// with the reason in the `cruncher-error` attribute and then deleted;
+// without one they stay for the queue's own redrive. Transient errors leave
+// the message in the queue, invisible for a per-message exponential backoff.
+// `max_active` stops receiving while that many Jobs of ours are unfinished.
+//
+// Thread-safety: one thread runs the loop; stats() may be read from others.
+#ifndef CRUNCHER_DISPATCH_DISPATCHER_H_
+#define CRUNCHER_DISPATCH_DISPATCHER_H_
+
+#include <atomic>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/backoff.h"
+#include "core/clock.h"
+#include "core/job_backend.h"
+#include "core/message_queue.h"
+#include "core/template.h"
+
+namespace cruncher::dispatch {
+
+enum class AckStrategy { kOnCreate, kOnSuccess };
+// "on-create" / "on-success".
+std::optional<AckStrategy> ParseAckStrategy(const std::string& text);
+
+// Message attribute names set on dead-lettered messages.
+inline constexpr const char* kErrorAttribute = "cruncher-error";
+inline constexpr const char* kSourceQueueAttribute = "cruncher-source-queue";
+inline constexpr const char* kSourceMessageIdAttribute = "cruncher-source-message-id";
+
+struct DispatcherOptions {
+  AckStrategy ack = AckStrategy::kOnCreate;
+  int max_active = 0;       // 0: no limit
+  int wait_seconds = 20;    // long poll
+  // on-success: how long a received message stays invisible, renewed while
+  // its Job runs.
+  int visibility_seconds = 30;
+  Millis check_interval = 2'000;  // on-success Job status checks
+  // Backoff for transient errors and failed Jobs (on-success).
+  ExponentialBackoff retry_backoff{1'000, 300'000};
+};
+
+struct DispatcherStats {
+  std::atomic<long long> received{0};
+  std::atomic<long long> jobs_created{0};
+  std::atomic<long long> jobs_existing{0};   // redeliveries of known messages
+  std::atomic<long long> acked{0};           // messages deleted after success
+  std::atomic<long long> poison{0};
+  std::atomic<long long> dead_lettered{0};
+  std::atomic<long long> transient_errors{0};
+  std::atomic<long long> released{0};        // on-success: failed Job, message returned
+};
+
+class Dispatcher {
+ public:
+  // `dead_letter` may be null (no DLQ: poison messages wait for redrive).
+  Dispatcher(MessageQueue& source, MessageQueue* dead_letter,
+             JobBackend& backend, const JobTemplate& job_template,
+             DispatcherOptions options, Clock& clock = SystemClock::Get());
+
+  // One iteration: respect max_active, receive a batch (long poll), handle
+  // each message, then check on-success Jobs that are due. Returns the
+  // number of messages received; errors are logged and counted, and only a
+  // failure to reach the queue or the backend at all is returned.
+  Result<int> RunOnce();
+  // Loops until `stop` becomes true (checked between iterations).
+  void Run(const std::atomic<bool>& stop);
+
+  const DispatcherStats& stats() const { return stats_; }
+  // on-success: messages held in flight for running Jobs.
+  size_t tracked() const { return tracked_.size(); }
+
+ private:
+  struct Tracked {
+    std::string job;
+    std::string message_id;
+    std::string receipt_handle;
+    Millis visible_until = 0;
+  };
+  enum class Outcome { kCreated, kPoison, kTransient };
+  Outcome Handle(const Message& message, std::string* job_name,
+                 std::string* reason);
+  void Poison(const Message& message, const std::string& reason);
+  void Release(const std::string& message_id, const std::string& handle,
+               const std::string& why);
+  void CheckTracked(Millis now, bool force);
+  int ReceiveWait(Millis now) const;
+
+  MessageQueue& source_;
+  MessageQueue* dead_letter_;
+  JobBackend& backend_;
+  const JobTemplate& template_;
+  const DispatcherOptions options_;
+  Clock& clock_;
+  DispatcherStats stats_;
+  ItemBackoff retry_backoff_;
+  std::vector<Tracked> tracked_;
+  Millis next_check_ = 0;
+};
+
+}  // namespace cruncher::dispatch
+
+#endif  // CRUNCHER_DISPATCH_DISPATCHER_H_

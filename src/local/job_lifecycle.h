@@ -1,0 +1,78 @@
+// The local executor's Job controller rules, as pure functions on a Job's
+// Kubernetes JSON object (no clock, no I/O: tests drive them directly).
+//
+// They mirror batch/v1 semantics for single-pod Jobs: status.active/ready
+// while an attempt runs, status.failed counts failed attempts, retries wait
+// an exponential backoff (10 s, 20 s, ... capped at 6 min, scalable), the
+// Job fails with BackoffLimitExceeded after backoffLimit+1 failed attempts
+// and with DeadlineExceeded once activeDeadlineSeconds have passed since
+// status.startTime; success adds SuccessCriteriaMet and Complete.
+//
+// Thread-safety: pure functions.
+#ifndef CRUNCHER_LOCAL_JOB_LIFECYCLE_H_
+#define CRUNCHER_LOCAL_JOB_LIFECYCLE_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/backoff.h"
+#include "core/clock.h"
+#include "core/status.h"
+
+namespace cruncher::local {
+
+inline constexpr int kDefaultBackoffLimit = 6;  // as Kubernetes
+
+// What the executor needs from a Job manifest to run it as a process.
+struct LocalRunSpec {
+  std::vector<std::string> argv;  // command + args, $(VAR) expanded
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string working_dir;  // "" = the executor's
+  int backoff_limit = kDefaultBackoffLimit;
+  std::optional<int> active_deadline_seconds;
+  std::optional<int> ttl_seconds_after_finished;
+
+  // InvalidArgument, naming the field, if the Job cannot run locally: no
+  // container command, env from secrets/fields (valueFrom), more than one
+  // completion or parallel pod, negative limits.
+  static Result<LocalRunSpec> FromJob(const nlohmann::json& job);
+};
+
+// Expands Kubernetes' $(VAR) references from `env` ($$(VAR) is literal,
+// unknown names stay as written), as the kubelet does for command and args.
+std::string ExpandEnvReferences(
+    const std::string& text,
+    const std::vector<std::pair<std::string, std::string>>& env);
+
+// Sets metadata.creationTimestamp/uid and an empty status on a new Job.
+void InitializeJob(nlohmann::json& job, Millis now, const std::string& uid);
+
+void MarkAttemptStarted(nlohmann::json& job, Millis now);
+
+// The attempt stopped without a verdict on the task (the executor stopped or
+// crashed): the Job is pending again and the attempt does not count.
+void MarkAttemptInterrupted(nlohmann::json& job);
+
+struct AttemptResult {
+  int exit_code = 0;  // 128+N for signal N
+  bool deadline_exceeded = false;
+};
+
+// Applies a finished attempt. Returns when the next attempt may start, or
+// nullopt if the Job is now finished (Complete or Failed).
+std::optional<Millis> MarkAttemptFinished(nlohmann::json& job,
+                                          const LocalRunSpec& spec,
+                                          const AttemptResult& result,
+                                          Millis now,
+                                          const ExponentialBackoff& backoff);
+
+// Fails the Job (terminal) with `reason`, e.g. DeadlineExceeded.
+void MarkFailed(nlohmann::json& job, const std::string& reason,
+                const std::string& message, Millis now);
+
+}  // namespace cruncher::local
+
+#endif  // CRUNCHER_LOCAL_JOB_LIFECYCLE_H_

@@ -1,0 +1,372 @@
+#include "local/job_store.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include "core/random_id.h"
+
+namespace cruncher::local {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS jobs(
+  name TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL,
+  finished INTEGER NOT NULL DEFAULT 0,
+  running INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  started_at INTEGER NOT NULL DEFAULT 0,
+  expire_at INTEGER,
+  object TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs(finished, running, next_attempt_at);
+CREATE TABLE IF NOT EXISTS attempts(
+  job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,
+  n INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  exit_code INTEGER,
+  reason TEXT,
+  PRIMARY KEY(job, n));
+)sql";
+
+Result<Job> ParseJob(const std::string& text) {
+  auto object = json::parse(text, nullptr, false);
+  if (object.is_discarded()) return Internal("stored job is not valid JSON");
+  return Job::FromJson(std::move(object));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LocalJobStore>> LocalJobStore::Open(
+    const std::string& data_dir, Durability durability, Clock& clock) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir + "/logs", ec);
+  if (ec) {
+    return Unavailable("cannot create data directory " + data_dir + ": " +
+                       ec.message());
+  }
+  CRUNCHER_ASSIGN_OR_RETURN(auto doorbell,
+                            Doorbell::Open(data_dir + "/jobs.doorbell"));
+  CRUNCHER_ASSIGN_OR_RETURN(
+      auto db, Database::Open(data_dir + "/cruncher.db", durability));
+  CRUNCHER_RETURN_IF_ERROR(db->Exec(kSchema));
+  return std::unique_ptr<LocalJobStore>(new LocalJobStore(
+      data_dir, std::move(db), std::move(doorbell), clock));
+}
+
+std::string LocalJobStore::LogPath(const std::string& job, int attempt) const {
+  return data_dir_ + "/logs/" + job + "/attempt-" + std::to_string(attempt) +
+         ".log";
+}
+
+Status LocalJobStore::Create(const json& manifest) {
+  auto parsed = Job::FromJson(manifest);
+  if (!parsed.ok()) return parsed.status();
+  const std::string name = parsed->name();
+  auto spec = LocalRunSpec::FromJob(manifest);
+  if (!spec.ok()) return spec.status().WithContext("job " + name);
+  Millis now = clock_.NowMillis();
+  json object = manifest;
+  InitializeJob(object, now, RandomUuid());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CRUNCHER_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare("INSERT INTO jobs(name, created_at, next_attempt_at, "
+                     "object) VALUES(?,?,?,?) ON CONFLICT(name) DO NOTHING"));
+    st.Bind(1, name).Bind(2, now).Bind(3, now).Bind(4, object.dump());
+    CRUNCHER_RETURN_IF_ERROR(st.Run().WithContext("create job " + name));
+    if (db_->changes() == 0) {
+      return AlreadyExists("job " + name + " already exists");
+    }
+  }
+  doorbell_->Ring();
+  return Status::Ok();
+}
+
+Result<Job> LocalJobStore::LoadLocked(const std::string& name) {
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st, db_->Prepare("SELECT object FROM jobs WHERE name=?"));
+  st.Bind(1, name);
+  if (!st.Step()) {
+    CRUNCHER_RETURN_IF_ERROR(st.status());
+    return NotFound("job " + name + " not found");
+  }
+  return ParseJob(st.Text(0));
+}
+
+Result<Job> LocalJobStore::Get(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return LoadLocked(name);
+}
+
+Result<std::vector<Job>> LocalJobStore::List() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st,
+      db_->Prepare("SELECT object FROM jobs ORDER BY created_at, rowid"));
+  std::vector<Job> jobs;
+  while (st.Step()) {
+    CRUNCHER_ASSIGN_OR_RETURN(Job job, ParseJob(st.Text(0)));
+    jobs.push_back(std::move(job));
+  }
+  CRUNCHER_RETURN_IF_ERROR(st.status());
+  return jobs;
+}
+
+Status LocalJobStore::Delete(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CRUNCHER_ASSIGN_OR_RETURN(Statement st,
+                              db_->Prepare("DELETE FROM jobs WHERE name=?"));
+    st.Bind(1, name);
+    CRUNCHER_RETURN_IF_ERROR(st.Run().WithContext("delete job " + name));
+    if (db_->changes() == 0) return NotFound("job " + name + " not found");
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir_ + "/logs/" + name, ec);
+  // The executor watches the doorbell and stops a deleted Job's attempt.
+  doorbell_->Ring();
+  return Status::Ok();
+}
+
+Result<int> LocalJobStore::CountUnfinished() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st, db_->Prepare("SELECT COUNT(*) FROM jobs WHERE finished=0"));
+  int count = st.Step() ? static_cast<int>(st.Int(0)) : 0;
+  CRUNCHER_RETURN_IF_ERROR(st.status());
+  return count;
+}
+
+Result<std::vector<AttemptLog>> LocalJobStore::Logs(const std::string& name) {
+  std::vector<std::pair<int, std::string>> attempts;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CRUNCHER_RETURN_IF_ERROR(LoadLocked(name).status());
+    CRUNCHER_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare("SELECT n, exit_code, reason FROM attempts WHERE job=? "
+                     "ORDER BY n"));
+    st.Bind(1, name);
+    while (st.Step()) {
+      std::string outcome = st.IsNull(1) ? "running"
+                            : "exit code " + std::to_string(st.Int(1));
+      if (!st.IsNull(2)) outcome += ", " + st.Text(2);
+      attempts.emplace_back(static_cast<int>(st.Int(0)), outcome);
+    }
+    CRUNCHER_RETURN_IF_ERROR(st.status());
+  }
+  std::vector<AttemptLog> logs;
+  for (const auto& [n, outcome] : attempts) {
+    std::ifstream in(LogPath(name, n));
+    std::stringstream text;
+    if (in) text << in.rdbuf();
+    logs.push_back({"attempt-" + std::to_string(n) + " (" + outcome + ")",
+                    text.str()});
+  }
+  return logs;
+}
+
+Result<std::vector<LocalJobStore::Runnable>> LocalJobStore::DueJobs(Millis now,
+                                                                   int limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st,
+      db_->Prepare("SELECT object, attempts, started_at FROM jobs "
+                   "WHERE finished=0 AND running=0 AND next_attempt_at<=? "
+                   "ORDER BY next_attempt_at, rowid LIMIT ?"));
+  st.Bind(1, now).Bind(2, limit);
+  std::vector<Runnable> due;
+  while (st.Step()) {
+    CRUNCHER_ASSIGN_OR_RETURN(Job job, ParseJob(st.Text(0)));
+    // Create validated the spec; a failure here means the record changed.
+    CRUNCHER_ASSIGN_OR_RETURN(LocalRunSpec spec, LocalRunSpec::FromJob(job.json()));
+    due.push_back({std::move(job), std::move(spec),
+                   static_cast<int>(st.Int(1)) + 1, st.Int(2)});
+  }
+  CRUNCHER_RETURN_IF_ERROR(st.status());
+  return due;
+}
+
+Result<Millis> LocalJobStore::NextDueTime() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st,
+      db_->Prepare("SELECT MIN(next_attempt_at) FROM jobs "
+                   "WHERE finished=0 AND running=0"));
+  Millis next = st.Step() && !st.IsNull(0) ? st.Int(0) : 0;
+  CRUNCHER_RETURN_IF_ERROR(st.status());
+  return next;
+}
+
+Status LocalJobStore::SaveLocked(const Job& job, bool finished, Millis now,
+                                 const std::optional<int>& ttl) {
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st,
+      db_->Prepare("UPDATE jobs SET object=?, finished=?, running=0, "
+                   "expire_at=? WHERE name=?"));
+  st.Bind(1, job.json().dump()).Bind(2, finished ? 1 : 0);
+  if (finished && ttl) {
+    st.Bind(3, now + *ttl * 1000LL);
+  } else {
+    st.BindNull(3);
+  }
+  st.Bind(4, job.name());
+  return st.Run();
+}
+
+Status LocalJobStore::RecordStarted(const std::vector<Started>& started,
+                                    Millis now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(*db_);
+  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement upd,
+      db_->Prepare("UPDATE jobs SET object=?, running=1, attempts=?, "
+                   "started_at=CASE WHEN started_at=0 THEN ? ELSE started_at "
+                   "END WHERE name=?"));
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement ins,
+      db_->Prepare("INSERT OR REPLACE INTO attempts(job, n, started_at) "
+                   "VALUES(?,?,?)"));
+  for (const auto& s : started) {
+    auto job = LoadLocked(s.job);
+    if (!job.ok()) continue;  // deleted meanwhile; the executor stops it
+    MarkAttemptStarted(job->mutable_json(), now);
+    upd.Reset();
+    upd.Bind(1, job->json().dump()).Bind(2, s.attempt).Bind(3, now).Bind(4, s.job);
+    CRUNCHER_RETURN_IF_ERROR(upd.Run());
+    ins.Reset();
+    ins.Bind(1, s.job).Bind(2, s.attempt).Bind(3, now);
+    CRUNCHER_RETURN_IF_ERROR(ins.Run());
+  }
+  return tx.Commit();
+}
+
+Status LocalJobStore::RecordFinished(const std::vector<Finished>& finished,
+                                     Millis now,
+                                     const ExponentialBackoff& backoff) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(*db_);
+  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement attempt,
+      db_->Prepare("UPDATE attempts SET finished_at=?, exit_code=?, reason=? "
+                   "WHERE job=? AND n=?"));
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement retry,
+      db_->Prepare("UPDATE jobs SET object=?, running=0, next_attempt_at=? "
+                   "WHERE name=?"));
+  for (const auto& f : finished) {
+    auto job = LoadLocked(f.job);
+    if (!job.ok()) continue;
+    attempt.Reset();
+    attempt.Bind(1, now).Bind(2, f.result.exit_code);
+    if (f.interrupted) {
+      attempt.Bind(3, "ExecutorRestarted: stopped with the executor; re-run");
+    } else if (f.result.deadline_exceeded) {
+      attempt.Bind(3, "DeadlineExceeded");
+    } else {
+      attempt.BindNull(3);
+    }
+    attempt.Bind(4, f.job).Bind(5, f.attempt);
+    CRUNCHER_RETURN_IF_ERROR(attempt.Run());
+    if (f.interrupted) {
+      MarkAttemptInterrupted(job->mutable_json());
+      retry.Reset();
+      retry.Bind(1, job->json().dump()).Bind(2, now).Bind(3, f.job);
+      CRUNCHER_RETURN_IF_ERROR(retry.Run());
+      continue;
+    }
+    auto spec = LocalRunSpec::FromJob(job->json());
+    if (!spec.ok()) return spec.status().WithContext("job " + f.job);
+    auto next = MarkAttemptFinished(job->mutable_json(), *spec, f.result, now,
+                                    backoff);
+    if (next) {
+      retry.Reset();
+      retry.Bind(1, job->json().dump()).Bind(2, *next).Bind(3, f.job);
+      CRUNCHER_RETURN_IF_ERROR(retry.Run());
+    } else {
+      CRUNCHER_RETURN_IF_ERROR(
+          SaveLocked(*job, true, now, spec->ttl_seconds_after_finished));
+    }
+  }
+  return tx.Commit();
+}
+
+Status LocalJobStore::FailPending(const std::string& name,
+                                  const std::string& reason,
+                                  const std::string& message, Millis now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(*db_);
+  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
+  CRUNCHER_ASSIGN_OR_RETURN(Job job, LoadLocked(name));
+  auto spec = LocalRunSpec::FromJob(job.json());
+  MarkFailed(job.mutable_json(), reason, message, now);
+  CRUNCHER_RETURN_IF_ERROR(SaveLocked(
+      job, true, now, spec.ok() ? spec->ttl_seconds_after_finished : std::nullopt));
+  return tx.Commit();
+}
+
+Result<std::vector<std::string>> LocalJobStore::RecoverInterrupted(Millis now) {
+  std::vector<Finished> interrupted;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CRUNCHER_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare("SELECT name, attempts FROM jobs WHERE running=1"));
+    while (st.Step()) {
+      interrupted.push_back(
+          {st.Text(0), static_cast<int>(st.Int(1)), {}, /*interrupted=*/true});
+    }
+    CRUNCHER_RETURN_IF_ERROR(st.status());
+  }
+  CRUNCHER_RETURN_IF_ERROR(RecordFinished(interrupted, now, ExponentialBackoff{}));
+  std::vector<std::string> names;
+  for (auto& f : interrupted) names.push_back(std::move(f.job));
+  return names;
+}
+
+Result<int> LocalJobStore::DeleteExpired(Millis now) {
+  std::vector<std::string> expired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CRUNCHER_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare("SELECT name FROM jobs WHERE expire_at IS NOT NULL AND "
+                     "expire_at<=?"));
+    st.Bind(1, now);
+    while (st.Step()) expired.push_back(st.Text(0));
+    CRUNCHER_RETURN_IF_ERROR(st.status());
+  }
+  int deleted = 0;
+  for (const auto& name : expired) {
+    Status s = Delete(name);
+    if (s.ok()) ++deleted;
+    else if (s.code() != StatusCode::kNotFound) return s;
+  }
+  return deleted;
+}
+
+Result<std::vector<std::string>> LocalJobStore::Existing(
+    const std::vector<std::string>& names) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CRUNCHER_ASSIGN_OR_RETURN(Statement st,
+                            db_->Prepare("SELECT 1 FROM jobs WHERE name=?"));
+  std::vector<std::string> out;
+  for (const auto& name : names) {
+    st.Reset();
+    st.Bind(1, name);
+    if (st.Step()) out.push_back(name);
+    CRUNCHER_RETURN_IF_ERROR(st.status());
+  }
+  return out;
+}
+
+}  // namespace cruncher::local

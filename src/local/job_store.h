@@ -1,0 +1,109 @@
+// LocalJobStore: durable Job records for the local executor, and the
+// JobBackend that the CLI and the dispatcher use in local mode.
+//
+// Jobs live in DATA_DIR/cruncher.db beside the queues, each as its
+// Kubernetes JSON object plus the columns the executor schedules by. The
+// output of attempt N of Job J is kept in DATA_DIR/logs/J/attempt-N.log.
+// Creating a Job rings DATA_DIR/jobs.doorbell so that a running executor,
+// in this process or another, starts it at once.
+//
+// Thread-safety: all methods are safe from any thread.
+#ifndef CRUNCHER_LOCAL_JOB_STORE_H_
+#define CRUNCHER_LOCAL_JOB_STORE_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/backoff.h"
+#include "core/clock.h"
+#include "core/job_backend.h"
+#include "local/doorbell.h"
+#include "local/job_lifecycle.h"
+#include "local/sqlite.h"
+
+namespace cruncher::local {
+
+class LocalJobStore final : public JobBackend {
+ public:
+  static Result<std::unique_ptr<LocalJobStore>> Open(
+      const std::string& data_dir, Durability durability = Durability::kFull,
+      Clock& clock = SystemClock::Get());
+
+  // Validates that the Job can run locally (InvalidArgument otherwise),
+  // then stores it as Pending.
+  Status Create(const nlohmann::json& manifest) override;
+  Result<Job> Get(const std::string& name) override;
+  Result<std::vector<Job>> List() override;
+  // Deletes the record and the logs; a running attempt is stopped by the
+  // executor when it notices.
+  Status Delete(const std::string& name) override;
+  Result<int> CountUnfinished() override;
+  Result<std::vector<AttemptLog>> Logs(const std::string& name) override;
+
+  // --- For the executor -------------------------------------------------
+
+  struct Runnable {
+    Job job;
+    LocalRunSpec spec;
+    int attempt = 0;     // the number this attempt will have (1-based)
+    Millis started_at = 0;  // the first attempt's start, 0 if none yet
+  };
+  // Pending Jobs whose next attempt is due at `now`, oldest first.
+  Result<std::vector<Runnable>> DueJobs(Millis now, int limit);
+  // The earliest time a pending Job becomes due, or 0 if none is pending.
+  Result<Millis> NextDueTime();
+
+  struct Started {
+    std::string job;
+    int attempt = 0;
+  };
+  // Marks attempts as running (one transaction).
+  Status RecordStarted(const std::vector<Started>& started, Millis now);
+
+  struct Finished {
+    std::string job;
+    int attempt = 0;
+    AttemptResult result;
+    bool interrupted = false;  // the executor stopped it; not the task's fault
+  };
+  // Applies finished attempts (one transaction); Jobs deleted meanwhile are
+  // skipped.
+  Status RecordFinished(const std::vector<Finished>& finished, Millis now,
+                        const ExponentialBackoff& backoff);
+  // Fails a pending Job (e.g. its deadline passed while it waited).
+  Status FailPending(const std::string& name, const std::string& reason,
+                     const std::string& message, Millis now);
+  // Marks every attempt left running by a previous executor as interrupted
+  // and returns those Jobs' names.
+  Result<std::vector<std::string>> RecoverInterrupted(Millis now);
+  // Deletes finished Jobs whose ttlSecondsAfterFinished has passed.
+  Result<int> DeleteExpired(Millis now);
+  // Which of `names` still exist.
+  Result<std::vector<std::string>> Existing(const std::vector<std::string>& names);
+
+  std::string LogPath(const std::string& job, int attempt) const;
+  Doorbell& doorbell() { return *doorbell_; }
+
+ private:
+  LocalJobStore(std::string data_dir, std::unique_ptr<Database> db,
+                std::unique_ptr<Doorbell> doorbell, Clock& clock)
+      : data_dir_(std::move(data_dir)),
+        db_(std::move(db)),
+        doorbell_(std::move(doorbell)),
+        clock_(clock) {}
+  Result<Job> LoadLocked(const std::string& name);
+  Status SaveLocked(const Job& job, bool finished, Millis now,
+                    const std::optional<int>& ttl);
+
+  const std::string data_dir_;
+  std::mutex mu_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<Doorbell> doorbell_;
+  Clock& clock_;
+};
+
+}  // namespace cruncher::local
+
+#endif  // CRUNCHER_LOCAL_JOB_STORE_H_

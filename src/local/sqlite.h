@@ -1,0 +1,96 @@
+// A thin RAII layer over SQLite: a connection and prepared statements whose
+// errors become Status values naming the database and the SQL.
+//
+// Connections are opened in WAL mode with a busy timeout, so several
+// processes (the CLI and `local serve`) share one data directory.
+//
+// Thread-safety: a Database is not synchronized; its owner serializes use.
+#ifndef CRUNCHER_LOCAL_SQLITE_H_
+#define CRUNCHER_LOCAL_SQLITE_H_
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace cruncher::local {
+
+class Statement;
+
+// How much a commit waits for the disk. kFull syncs the WAL on every commit
+// (survives power loss); kNormal survives a crash of the process.
+enum class Durability { kFull, kNormal };
+
+class Database {
+ public:
+  // Opens (creating) `path`. Unavailable if the file cannot be opened or
+  // written, e.g. the directory is not writable.
+  static Result<std::unique_ptr<Database>> Open(const std::string& path,
+                                                Durability durability);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  Status Exec(std::string_view sql);
+  Result<Statement> Prepare(std::string_view sql);
+  int64_t changes() const;
+  const std::string& path() const { return path_; }
+  sqlite3* handle() const { return db_; }
+
+  // Maps an SQLite result code to a Status ("busy" is Unavailable).
+  Status Error(int rc, std::string_view what) const;
+
+ private:
+  Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  sqlite3* db_;
+  std::string path_;
+};
+
+// BEGIN IMMEDIATE ... COMMIT; rolls back on destruction unless committed.
+class Transaction {
+ public:
+  explicit Transaction(Database& db) : db_(db) {}
+  ~Transaction();
+  Status Begin();
+  Status Commit();
+
+ private:
+  Database& db_;
+  bool open_ = false;
+};
+
+class Statement {
+ public:
+  Statement(Statement&& other) noexcept;
+  Statement& operator=(Statement&&) = delete;
+  ~Statement();
+
+  Statement& Bind(int index, int64_t value);
+  Statement& Bind(int index, std::string_view text);
+  Statement& BindNull(int index);
+  // Advances: true with a row, false when done; errors become `status()`.
+  bool Step();
+  // Runs a statement that returns no rows.
+  Status Run();
+  Status status() const { return status_; }
+  void Reset();
+
+  int64_t Int(int col) const;
+  std::string Text(int col) const;
+  bool IsNull(int col) const;
+
+ private:
+  friend class Database;
+  Statement(Database* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Database* db_;
+  sqlite3_stmt* stmt_;
+  Status status_;
+};
+
+}  // namespace cruncher::local
+
+#endif  // CRUNCHER_LOCAL_SQLITE_H_
