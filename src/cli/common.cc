@@ -1,0 +1,186 @@
+#include "cli/common.h"
+
+#include <cstdlib>
+#include <iostream>
+#include <regex>
+
+namespace cruncher::cli {
+namespace {
+
+int g_exit_status = kExitOk;
+
+std::string DefaultDataDir() {
+  if (const char* d = std::getenv("CRUNCHER_DATA_DIR"); d && *d) return d;
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) {
+    return std::string(xdg) + "/cruncher";
+  }
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    return std::string(home) + "/.local/share/cruncher";
+  }
+  return ".cruncher";
+}
+
+}  // namespace
+
+void AddBackendOptions(CLI::App* cmd, BackendOptions& options) {
+  options.data_dir = DefaultDataDir();
+  if (const char* q = std::getenv("CRUNCHER_QUEUE"); q && *q) options.queue = q;
+  cmd->add_option("--data-dir", options.data_dir,
+                  "Local backend: directory of the queue and Job stores "
+                  "(env CRUNCHER_DATA_DIR)")
+      ->capture_default_str();
+  cmd->add_option("--queue", options.queue, "Queue name (env CRUNCHER_QUEUE)")
+      ->capture_default_str();
+  cmd->add_option("--dlq", options.dlq,
+                  "Dead-letter queue name (default: QUEUE-dlq)");
+  cmd->add_flag("--local", options.local,
+                "Use the local backend (the default while no other backend "
+                "is configured)");
+}
+
+Result<LocalBackend> OpenLocalBackend(const BackendOptions& options,
+                                      const QueueDefaults& defaults) {
+  LocalBackend b;
+  b.queue_name = options.queue;
+  b.dlq_name = options.dlq_name();
+  CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(b.queue_name));
+  CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(b.dlq_name));
+  CRUNCHER_ASSIGN_OR_RETURN(b.queues,
+                            local::LocalQueueStore::Open(options.data_dir));
+  CRUNCHER_ASSIGN_OR_RETURN(b.jobs, local::LocalJobStore::Open(options.data_dir));
+  auto ensure = [&](const std::string& name, const local::QueueConfig& config) {
+    auto existing = b.queues->GetQueue(name);
+    if (existing.ok()) return Status::Ok();
+    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+    Status created = b.queues->CreateQueue(name, config);
+    // Another process may have created it in between: that is fine.
+    return created.code() == StatusCode::kAlreadyExists ? Status::Ok() : created;
+  };
+  local::QueueConfig dlq_config;
+  dlq_config.retention_seconds = 1'209'600;  // 14 days, as AWS advises for DLQs
+  CRUNCHER_RETURN_IF_ERROR(ensure(b.dlq_name, dlq_config));
+  local::QueueConfig config;
+  config.visibility_timeout = defaults.visibility_timeout;
+  config.redrive = local::RedrivePolicy{b.dlq_name, defaults.max_receive_count};
+  CRUNCHER_RETURN_IF_ERROR(ensure(b.queue_name, config));
+  b.queue = std::make_unique<local::LocalMessageQueue>(*b.queues, b.queue_name);
+  b.dead_letter = std::make_unique<local::LocalMessageQueue>(*b.queues, b.dlq_name);
+  return b;
+}
+
+void SetCommand(CLI::App* cmd, CommandFn fn) {
+  cmd->callback([fn = std::move(fn)] { g_exit_status = fn(); });
+}
+
+int CommandExitStatus() { return g_exit_status; }
+
+int Fail(const std::string& message, const std::string& hint) {
+  std::cerr << "error: " << message << "\n";
+  if (!hint.empty()) std::cerr << "hint: " << hint << "\n";
+  return kExitFailure;
+}
+
+int Fail(const Status& status, const std::string& hint) {
+  return Fail(status.message(), hint);
+}
+
+Result<Millis> ParseDuration(const std::string& text) {
+  if (text == "0") return Millis{0};
+  static const std::regex kPart("([0-9]+)(ms|s|m|h|d)");
+  Millis total = 0;
+  auto begin = std::sregex_iterator(text.begin(), text.end(), kPart);
+  size_t consumed = 0;
+  for (auto it = begin; it != std::sregex_iterator(); ++it) {
+    if (static_cast<size_t>(it->position()) != consumed) break;
+    consumed += static_cast<size_t>(it->length());
+    Millis n = std::stoll((*it)[1]);
+    std::string unit = (*it)[2];
+    Millis scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60'000
+                   : unit == "h" ? 3'600'000 : 86'400'000;
+    total += n * scale;
+  }
+  if (text.empty() || consumed != text.size()) {
+    return InvalidArgument("invalid duration \"" + text +
+                           "\" (use e.g. 90s, 5m, 2h, 1d, 1h30m)");
+  }
+  return total;
+}
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 3, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string OneLine(const std::string& text, size_t max) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else out.push_back(c);
+  }
+  if (out.size() > max) out = out.substr(0, max - 3) + "...";
+  return out;
+}
+
+std::string FormatJobTable(const std::vector<Job>& jobs, bool wide,
+                           Millis now) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header = {"NAME", "STATUS", "COMPLETIONS", "FAILED",
+                                     "AGE", "TASK"};
+  if (wide) {
+    header.insert(header.end(), {"REASON", "MESSAGE-ID", "COMMAND"});
+  }
+  rows.push_back(header);
+  for (const auto& job : jobs) {
+    std::vector<std::string> row = {
+        job.name(), std::string(JobStateName(job.state())),
+        std::to_string(job.succeeded()) + "/1", std::to_string(job.failed()),
+        FormatAge(now - job.created_at()), OneLine(job.task(), wide ? 200 : 60)};
+    if (wide) {
+      auto terminal = job.terminal_condition();
+      std::string command;
+      const nlohmann::json::json_pointer container(
+          "/spec/template/spec/containers/0");
+      if (job.json().contains(container)) {
+        const auto& c = job.json()[container];
+        for (const char* key : {"command", "args"}) {
+          if (!c.contains(key) || !c[key].is_array()) continue;
+          for (const auto& w : c[key]) {
+            if (!command.empty()) command += " ";
+            command += w.is_string() ? w.get<std::string>() : w.dump();
+          }
+        }
+      }
+      row.insert(row.end(),
+                 {terminal && !terminal->reason.empty() ? terminal->reason : "-",
+                  job.annotation(kMessageIdAnnotation),
+                  OneLine(command, 80)});
+    }
+    rows.push_back(std::move(row));
+  }
+  return FormatTable(rows);
+}
+
+nlohmann::json JobListJson(const std::vector<Job>& jobs) {
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& j : jobs) items.push_back(j.json());
+  return {{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}};
+}
+
+}  // namespace cruncher::cli

@@ -1,0 +1,92 @@
+// Shared pieces of the `cruncher` subcommands: the backend options every
+// command takes, opening the local backend, output helpers, exit codes.
+//
+// Every subcommand lives in its own file and registers itself on the CLI11
+// app with a RegisterX function; its callback returns the process exit
+// status: 0 success, 1 failure, 2 bad usage (DESIGN.md §8).
+//
+// Thread-safety: used from the main thread.
+#ifndef CRUNCHER_CLI_COMMON_H_
+#define CRUNCHER_CLI_COMMON_H_
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/job.h"
+#include "core/status.h"
+#include "local/job_store.h"
+#include "local/queue_store.h"
+
+namespace cruncher::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// Where the queue and the Jobs are. Only the local backend exists so far:
+// a data directory holding the queue store and the Job store.
+struct BackendOptions {
+  std::string data_dir;
+  std::string queue = "tasks";
+  std::string dlq;  // "" = QUEUE-dlq
+  bool local = false;
+  std::string dlq_name() const { return dlq.empty() ? queue + "-dlq" : dlq; }
+};
+
+// Adds --data-dir, --queue, --dlq, --local to `cmd` (defaults from
+// CRUNCHER_DATA_DIR, CRUNCHER_QUEUE, else ~/.local/share/cruncher, "tasks").
+void AddBackendOptions(CLI::App* cmd, BackendOptions& options);
+
+// The local backend, opened from BackendOptions. The source queue and its
+// dead-letter queue are created on first use (maxReceiveCount 5), so that a
+// fresh data directory works with every command.
+struct LocalBackend {
+  std::unique_ptr<local::LocalQueueStore> queues;
+  std::unique_ptr<local::LocalJobStore> jobs;
+  std::unique_ptr<local::LocalMessageQueue> queue;
+  std::unique_ptr<local::LocalMessageQueue> dead_letter;
+  std::string queue_name;
+  std::string dlq_name;
+};
+struct QueueDefaults {
+  int max_receive_count = 5;
+  int visibility_timeout = 30;
+};
+Result<LocalBackend> OpenLocalBackend(const BackendOptions& options,
+                                      const QueueDefaults& defaults = {});
+
+// Registers a subcommand whose callback returns an exit status.
+using CommandFn = std::function<int()>;
+void SetCommand(CLI::App* cmd, CommandFn fn);
+// The status recorded by the subcommand that ran (kExitOk if none).
+int CommandExitStatus();
+
+// Prints "error: <message>" (and a hint, if any) to stderr; returns 1.
+int Fail(const std::string& message, const std::string& hint = "");
+int Fail(const Status& status, const std::string& hint = "");
+
+// "90s", "5m", "2h", "1d", "1h30m", "0" → milliseconds.
+Result<Millis> ParseDuration(const std::string& text);
+
+// A left-aligned text table with kubectl's look: upper-case headers, two
+// spaces between columns.
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
+
+// One line: newlines and tabs escaped, cut to `max` characters with "…".
+std::string OneLine(const std::string& text, size_t max);
+
+// The `jobs` table: NAME STATUS COMPLETIONS FAILED AGE TASK, and with
+// `wide` also REASON, MESSAGE-ID and COMMAND.
+std::string FormatJobTable(const std::vector<Job>& jobs, bool wide, Millis now);
+
+// The kubectl List shape for `-o json`.
+nlohmann::json JobListJson(const std::vector<Job>& jobs);
+
+}  // namespace cruncher::cli
+
+#endif  // CRUNCHER_CLI_COMMON_H_

@@ -1,0 +1,94 @@
+#include "cli/local_runtime.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+namespace cruncher::cli {
+
+void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o, std::string& ack_text) {
+  // Locally a long poll is woken by the doorbell at once; short polls only
+  // keep Stop() prompt.
+  o.dispatcher.wait_seconds = 1;
+  o.executor.slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()) * 4);
+  cmd->add_option("--slots", o.executor.slots,
+                  "Attempts that run at once (stands in for cluster capacity)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  cmd->add_option("--backoff-scale", o.executor.backoff_scale,
+                  "Multiply the retry backoff (10s, 20s, ... 6m) by this; "
+                  "e.g. 0.01 for tests")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  cmd->add_option("--ack", ack_text,
+                  "When to delete a message: on-create (once its Job exists) "
+                  "or on-success (once its Job completes; failures go to the "
+                  "DLQ through the redrive policy)")
+      ->check(CLI::IsMember({"on-create", "on-success"}))
+      ->capture_default_str();
+  cmd->add_option("--max-active", o.dispatcher.max_active,
+                  "Stop receiving while this many Jobs are unfinished (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--visibility-timeout", o.dispatcher.visibility_seconds,
+                  "on-success: seconds a message stays in flight between "
+                  "extensions")
+      ->check(CLI::Range(2, 43200))
+      ->capture_default_str();
+}
+
+LocalRuntime::LocalRuntime(LocalBackend& backend,
+                           const JobTemplate& job_template,
+                           RuntimeOptions options)
+    : backend_(backend),
+      options_(options),
+      dispatcher_(*backend.queue, backend.dead_letter.get(), *backend.jobs,
+                  job_template, options.dispatcher),
+      executor_(*backend.jobs, options.executor) {}
+
+LocalRuntime::~LocalRuntime() { Stop(); }
+
+Status LocalRuntime::Start() {
+  std::string lock_path = backend_.queues->data_dir() + "/executor.lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    return Unavailable("cannot open " + lock_path + ": " + std::strerror(errno));
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    std::ifstream in(lock_path);
+    std::string pid;
+    std::getline(in, pid);
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    return FailedPrecondition(
+        "another cruncher executor (pid " + (pid.empty() ? "?" : pid) +
+        ") is running on " + backend_.queues->data_dir() +
+        "; stop it or use another --data-dir");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  (void)!::ftruncate(lock_fd_, 0);
+  (void)!::pwrite(lock_fd_, pid.data(), pid.size(), 0);
+  CRUNCHER_RETURN_IF_ERROR(executor_.Start());
+  stop_ = false;
+  dispatch_thread_ = std::thread([this] { dispatcher_.Run(stop_); });
+  return Status::Ok();
+}
+
+void LocalRuntime::Stop() {
+  if (dispatch_thread_.joinable()) {
+    stop_ = true;
+    dispatch_thread_.join();
+  }
+  executor_.Stop();
+  if (lock_fd_ >= 0) {
+    ::close(lock_fd_);  // releases the flock
+    lock_fd_ = -1;
+  }
+}
+
+}  // namespace cruncher::cli

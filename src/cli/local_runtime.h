@@ -1,0 +1,58 @@
+// LocalRuntime: the local "cluster" and controller running in this process,
+// as `cruncher local serve`, `cruncher watch --local` and the demo use them:
+// the process executor plus a dispatcher thread reading the queue.
+//
+// The runtime holds DATA_DIR/executor.lock (flock) while it runs, so a
+// second executor on the same data directory is refused with a clear error
+// instead of running every task twice.
+//
+// Thread-safety: Start/Stop from one thread.
+#ifndef CRUNCHER_CLI_LOCAL_RUNTIME_H_
+#define CRUNCHER_CLI_LOCAL_RUNTIME_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "cli/common.h"
+#include "core/template.h"
+#include "dispatch/dispatcher.h"
+#include "local/executor.h"
+
+namespace cruncher::cli {
+
+struct RuntimeOptions {
+  local::ExecutorOptions executor;
+  dispatch::DispatcherOptions dispatcher;
+};
+
+// Adds the executor and dispatcher flags (--slots, --backoff-scale, --ack,
+// --max-active, ...) to `cmd`.
+void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& options,
+                       std::string& ack_text);
+
+class LocalRuntime {
+ public:
+  LocalRuntime(LocalBackend& backend, const JobTemplate& job_template,
+               RuntimeOptions options);
+  ~LocalRuntime();
+
+  // FailedPrecondition if another executor holds the data directory.
+  Status Start();
+  void Stop();
+  const dispatch::Dispatcher& dispatcher() const { return dispatcher_; }
+
+ private:
+  LocalBackend& backend_;
+  RuntimeOptions options_;
+  dispatch::Dispatcher dispatcher_;
+  local::LocalExecutor executor_;
+  int lock_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread dispatch_thread_;
+};
+
+}  // namespace cruncher::cli
+
+#endif  // CRUNCHER_CLI_LOCAL_RUNTIME_H_

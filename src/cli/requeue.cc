@@ -1,0 +1,59 @@
+// cruncher requeue JOB... | --all-failed
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "dispatch/operations.h"
+
+namespace cruncher::cli {
+namespace {
+
+struct RequeueOptions {
+  BackendOptions backend;
+  std::vector<std::string> jobs;
+  bool all_failed = false;
+};
+
+int Run(const RequeueOptions& o) {
+  if (o.jobs.empty() == !o.all_failed) {
+    std::cerr << "error: name Jobs to requeue, or use --all-failed (not both)\n";
+    return kExitUsage;
+  }
+  auto b = OpenLocalBackend(o.backend);
+  if (!b.ok()) return Fail(b.status());
+  std::vector<std::string> names = o.jobs;
+  if (o.all_failed) {
+    auto all = b->jobs->List();
+    if (!all.ok()) return Fail(all.status());
+    for (const auto& j : *all) {
+      if (j.state() == JobState::kFailed) names.push_back(j.name());
+    }
+    if (names.empty()) std::cout << "no failed Jobs to requeue\n";
+  }
+  int failures = 0;
+  for (const auto& name : names) {
+    auto id = dispatch::RequeueJob(*b->jobs, *b->queue, name);
+    if (!id.ok()) {
+      Fail(id.status());
+      ++failures;
+      continue;
+    }
+    std::cout << "job " << name << " requeued as message " << *id << "\n";
+  }
+  return failures == 0 ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+void RegisterRequeue(CLI::App& app) {
+  auto o = std::make_shared<RequeueOptions>();
+  auto* cmd = app.add_subcommand(
+      "requeue",
+      "Send finished Jobs' tasks back to the queue, then delete the Jobs");
+  AddBackendOptions(cmd, o->backend);
+  cmd->add_option("jobs", o->jobs, "Job names");
+  cmd->add_flag("--all-failed", o->all_failed, "Requeue every Failed Job");
+  SetCommand(cmd, [o] { return Run(*o); });
+}
+
+}  // namespace cruncher::cli

@@ -1,0 +1,70 @@
+// cruncher status: queue depth, in flight, DLQ depth, Jobs by state.
+#include <iostream>
+#include <map>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+
+namespace cruncher::cli {
+namespace {
+
+struct StatusOptions {
+  BackendOptions backend;
+  std::string output = "table";
+};
+
+int Run(const StatusOptions& o) {
+  auto b = OpenLocalBackend(o.backend);
+  if (!b.ok()) return Fail(b.status());
+  auto depth = b->queue->Depth();
+  if (!depth.ok()) return Fail(depth.status());
+  auto dlq_depth = b->dead_letter->Depth();
+  if (!dlq_depth.ok()) return Fail(dlq_depth.status());
+  auto jobs = b->jobs->List();
+  if (!jobs.ok()) return Fail(jobs.status());
+  std::map<std::string, int> by_state = {
+      {"Pending", 0}, {"Running", 0}, {"Complete", 0}, {"Failed", 0}};
+  for (const auto& j : *jobs) by_state[std::string(JobStateName(j.state()))]++;
+
+  if (o.output == "json") {
+    nlohmann::json out = {
+        {"queue", {{"name", b->queue_name},
+                   {"visible", depth->visible},
+                   {"inFlight", depth->in_flight},
+                   {"delayed", depth->delayed}}},
+        {"deadLetterQueue", {{"name", b->dlq_name}, {"visible", dlq_depth->visible}}},
+        {"jobs", by_state}};
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << FormatTable({
+      {"QUEUE", "VISIBLE", "IN-FLIGHT", "DELAYED"},
+      {b->queue_name, std::to_string(depth->visible),
+       std::to_string(depth->in_flight), std::to_string(depth->delayed)},
+      {b->dlq_name + " (DLQ)", std::to_string(dlq_depth->visible),
+       std::to_string(dlq_depth->in_flight), std::to_string(dlq_depth->delayed)},
+  });
+  std::cout << "\n"
+            << FormatTable({{"JOBS", "PENDING", "RUNNING", "COMPLETE", "FAILED"},
+                            {std::to_string(jobs->size()),
+                             std::to_string(by_state["Pending"]),
+                             std::to_string(by_state["Running"]),
+                             std::to_string(by_state["Complete"]),
+                             std::to_string(by_state["Failed"])}});
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterStatus(CLI::App& app) {
+  auto o = std::make_shared<StatusOptions>();
+  auto* cmd = app.add_subcommand(
+      "status", "Show queue depth, messages in flight, DLQ depth and Jobs by state");
+  AddBackendOptions(cmd, o->backend);
+  cmd->add_option("-o,--output", o->output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  SetCommand(cmd, [o] { return Run(*o); });
+}
+
+}  // namespace cruncher::cli

@@ -1,0 +1,54 @@
+#include "dispatch/operations.h"
+
+namespace cruncher::dispatch {
+
+Result<std::string> RequeueJob(JobBackend& jobs, MessageQueue& queue,
+                               const std::string& name) {
+  CRUNCHER_ASSIGN_OR_RETURN(Job job, jobs.Get(name));
+  if (!job.managed_by_cruncher()) {
+    return FailedPrecondition("job " + name + " is not managed by Cruncher");
+  }
+  if (!job.finished()) {
+    return FailedPrecondition("job " + name + " is " +
+                              std::string(JobStateName(job.state())) +
+                              "; only finished Jobs can be requeued");
+  }
+  std::string task = job.task();
+  if (task.empty()) {
+    return FailedPrecondition("job " + name + " has no task annotation");
+  }
+  auto sent = queue.Send({task, {}, 0});
+  if (!sent.ok()) {
+    return sent.status().WithContext("requeue " + name + ": send to " +
+                                     queue.name());
+  }
+  Status deleted = jobs.Delete(name);
+  if (!deleted.ok() && deleted.code() != StatusCode::kNotFound) {
+    return deleted.WithContext("requeue " + name + ": task sent as message " +
+                               *sent + " but deleting the Job failed");
+  }
+  return sent;
+}
+
+Result<std::vector<std::string>> CollectGarbage(JobBackend& jobs,
+                                                const GcOptions& options,
+                                                Millis now) {
+  CRUNCHER_ASSIGN_OR_RETURN(auto all, jobs.List());
+  std::vector<std::string> deleted;
+  for (const auto& job : all) {
+    JobState state = job.state();
+    if (state != JobState::kComplete &&
+        !(state == JobState::kFailed && options.include_failed)) {
+      continue;
+    }
+    if (now - job.completed_at() < options.older_than) continue;
+    Status s = jobs.Delete(job.name());
+    if (!s.ok() && s.code() != StatusCode::kNotFound) {
+      return s.WithContext("gc");
+    }
+    deleted.push_back(job.name());
+  }
+  return deleted;
+}
+
+}  // namespace cruncher::dispatch
