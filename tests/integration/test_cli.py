@@ -1,0 +1,201 @@
+"""The operator's CLI against the local backend, end to end."""
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import BIN, jobs, queue_status, run, state, wait_for
+
+COMMANDS = [["demo"], ["local", "serve"], ["watch"], ["send"], ["status"], ["jobs"],
+            ["logs"], ["requeue"], ["gc"], ["dlq", "list"], ["dlq", "redrive"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_every_command_has_help(cmd):
+    p = run(*cmd, "--help", check=0)
+    assert "Usage" in p.stdout or "Usage" in p.stderr
+
+
+def test_unknown_flag_is_bad_usage(data_dir):
+    p = run("jobs", "--no-such-flag", data_dir=data_dir)
+    assert p.returncode == 2
+    assert "--no-such-flag" in p.stderr
+
+
+def test_no_subcommand_is_bad_usage():
+    assert run().returncode == 2
+
+
+def test_send_rejects_bad_bodies_and_keeps_what_is_queued(data_dir):
+    run("send", '{"n": 1}', data_dir=data_dir, check=0)
+    for body, why in [("not json", "not valid JSON"), ("[1, 2]", "must be a JSON object"),
+                      ('"text"', "must be a JSON object")]:
+        p = run("send", body, data_dir=data_dir)
+        assert p.returncode == 1, body[:40]
+        assert why in p.stderr
+    # Larger than one argument may be: through stdin.
+    p = run("send", "--file", "-", data_dir=data_dir,
+            input='{"x": "' + "a" * (1024 * 1024) + '"}\n')
+    assert p.returncode == 1 and "1 MiB" in p.stderr
+    # Mixed valid and invalid: all-or-nothing.
+    p = run("send", '{"ok": true}', "nope", data_dir=data_dir)
+    assert p.returncode == 1 and "argument 2" in p.stderr
+    assert queue_status(data_dir)["queue"]["visible"] == 1
+
+
+def test_send_file_validates_every_line_first(data_dir, tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps({"n": i}) + "\n" for i in range(250)))
+    p = run("send", "--file", str(good), data_dir=data_dir, check=0)
+    assert "sent 250 tasks" in p.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"n": 1}\n\n{broken\n[3]\n')
+    p = run("send", "--file", str(bad), data_dir=data_dir)
+    assert p.returncode == 1
+    assert "line 3" in p.stderr and "line 4" in p.stderr and "nothing sent" in p.stderr
+    assert queue_status(data_dir)["queue"]["visible"] == 250
+    p = run("send", "--file", "-", data_dir=data_dir, input='{"n": 7}\n', check=0)
+    assert queue_status(data_dir)["queue"]["visible"] == 251
+
+
+def test_missing_and_invalid_templates(data_dir, tmp_path):
+    p = run("local", "serve", "--template", str(tmp_path / "nope.yaml"), data_dir=data_dir)
+    assert p.returncode == 1 and "cannot read template" in p.stderr
+    for text, why in [("kind: Job\nspec: [", "not valid YAML"),
+                      ("kind: Pod\nspec: {}\n", "kind must be Job"),
+                      ("- a\n- b\n", "must be a mapping"),
+                      ("kind: Job\nspec:\n  template:\n    spec: {}\n", "containers")]:
+        path = tmp_path / "bad.yaml"
+        path.write_text(text)
+        p = run("local", "serve", "--template", str(path), data_dir=data_dir)
+        assert p.returncode == 1, text
+        assert why in p.stderr, p.stderr
+
+
+def test_unwritable_data_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    p = run("send", '{"n": 1}', data_dir=blocker / "sub")
+    assert p.returncode == 1
+    assert "cannot create data directory" in p.stderr
+
+
+def test_tasks_run_fail_and_requeue(serve, data_dir):
+    server = serve()
+    run("send", '{"n": 1, "sleep": "0", "code": "0"}',
+        '{"n": 2, "sleep": "0", "code": "3"}', data_dir=data_dir, check=0)
+    done = wait_for(lambda: (lambda js: js if len(js) == 2 and all(
+        state(j) in ("Complete", "Failed") for j in js) else None)(jobs(data_dir)),
+        what="two finished jobs")
+    by_task = {json.loads(j["metadata"]["annotations"]["task"])["n"]: j for j in done}
+    assert state(by_task[1]) == "Complete"
+    failed = by_task[2]
+    assert state(failed) == "Failed"
+    assert failed["status"]["failed"] == 2  # backoffLimit 1 → two attempts
+    reason = [c for c in failed["status"]["conditions"] if c["type"] == "Failed"][0]["reason"]
+    assert reason == "BackoffLimitExceeded"
+    assert failed["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "cruncher"
+    # The task annotation is the body, verbatim.
+    assert failed["metadata"]["annotations"]["task"] == '{"n": 2, "sleep": "0", "code": "3"}'
+
+    name = failed["metadata"]["name"]
+    logs = run("logs", name, data_dir=data_dir, check=0).stdout
+    assert logs.count("task 2") == 2 and "exit code 3" in logs
+    table = run("jobs", "--state", "failed", "-o", "wide", data_dir=data_dir, check=0).stdout
+    assert name in table and "BackoffLimitExceeded" in table
+    assert by_task[1]["metadata"]["name"] not in table
+
+    # Requeue refuses a Job that does not exist, and requeues the failed one.
+    assert run("requeue", "no-such-job", data_dir=data_dir).returncode == 1
+    p = run("requeue", "--all-failed", data_dir=data_dir, check=0)
+    assert f"job {name} requeued" in p.stdout
+    again = wait_for(lambda: [j for j in jobs(data_dir) if j["metadata"]["name"] != name
+                              and json.loads(j["metadata"]["annotations"]["task"])["n"] == 2
+                              and state(j) == "Failed"], what="the requeued job")
+    assert all(j["metadata"]["name"] != name for j in jobs(data_dir))
+
+    p = run("gc", data_dir=data_dir, check=0)
+    assert "1 finished Job deleted" in p.stdout
+    assert [state(j) for j in jobs(data_dir)] == ["Failed"]
+    run("gc", "--include-failed", data_dir=data_dir, check=0)
+    assert jobs(data_dir) == []
+    assert run("gc", "--older-than", "soon", data_dir=data_dir).returncode == 2
+    assert server.proc.poll() is None
+
+
+def test_poison_message_goes_to_dlq_with_reason(serve, data_dir):
+    server = serve()
+    run("send", '{"n": 1}', data_dir=data_dir, check=0)  # no "sleep", no "code"
+    dlq = wait_for(lambda: json.loads(run("dlq", "list", "-o", "json", data_dir=data_dir,
+                                          check=0).stdout), what="a dead-lettered message")
+    assert dlq[0]["body"] == '{"n": 1}'
+    assert 'no variable "sleep"' in dlq[0]["attributes"]["cruncher-error"]
+    assert queue_status(data_dir)["queue"]["visible"] == 0
+    assert jobs(data_dir) == []
+    assert server.proc.poll() is None  # the loop keeps going
+    assert "poison_message" in server.logs()
+    p = run("dlq", "redrive", data_dir=data_dir, check=0)
+    assert "moved 1 message" in p.stdout
+    # Redriven, it is poison again: it comes back to the DLQ, never lost.
+    wait_for(lambda: json.loads(run("dlq", "list", "-o", "json", data_dir=data_dir,
+                                    check=0).stdout), what="the message back in the DLQ")
+
+
+def test_second_executor_on_same_data_dir_is_refused(serve, data_dir, template):
+    serve()
+    wait_for(lambda: (data_dir / "executor.lock").exists() and
+             (data_dir / "executor.lock").read_text().strip(), what="the lock")
+    p = run("local", "serve", "--template", str(template), data_dir=data_dir, timeout=20)
+    assert p.returncode == 1 and "another cruncher executor" in p.stderr
+
+
+def test_on_success_failed_job_reaches_dlq_through_redrive(serve, data_dir):
+    serve("--ack", "on-success", "--max-receive-count", "2")
+    run("send", '{"n": 9, "sleep": "0", "code": "1"}', data_dir=data_dir, check=0)
+    dlq = wait_for(lambda: json.loads(run("dlq", "list", "-o", "json", data_dir=data_dir,
+                                          check=0).stdout), timeout=90,
+                   what="redrive of the failed task to the DLQ")
+    assert dlq[0]["body"] == '{"n": 9, "sleep": "0", "code": "1"}'
+    assert "cruncher-error" not in dlq[0]["attributes"]  # moved by redrive, not poison
+    assert dlq[0]["receiveCount"] == 2
+    # One Job for the message, however often it was delivered.
+    assert len(jobs(data_dir)) == 1
+
+
+def test_on_success_deletes_message_when_job_completes(serve, data_dir):
+    serve("--ack", "on-success")
+    run("send", '{"n": 5, "sleep": "3", "code": "0"}', data_dir=data_dir, check=0)
+    wait_for(lambda: [j for j in jobs(data_dir) if state(j) == "Running"], what="running")
+    # In flight while the Job runs...
+    assert queue_status(data_dir)["queue"]["inFlight"] == 1
+    wait_for(lambda: [j for j in jobs(data_dir) if state(j) == "Complete"], what="complete")
+    # ...and deleted once it completed.
+    wait_for(lambda: queue_status(data_dir)["queue"]["inFlight"] == 0, what="ack")
+    assert queue_status(data_dir)["queue"]["visible"] == 0
+
+
+def test_max_active_backpressure(serve, data_dir):
+    serve("--max-active", "2")
+    run("send", *[json.dumps({"n": i, "sleep": "0.5", "code": "0"}) for i in range(6)],
+        data_dir=data_dir, check=0)
+    peak = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        js = jobs(data_dir)
+        unfinished = sum(1 for j in js if state(j) not in ("Complete", "Failed"))
+        peak = max(peak, unfinished)
+        if len(js) == 6 and unfinished == 0:
+            break
+        time.sleep(0.05)
+    assert len(jobs(data_dir)) == 6
+    assert all(state(j) == "Complete" for j in jobs(data_dir))
+    assert 1 <= peak <= 2
+
+
+def test_sigterm_stops_serve_cleanly(serve, data_dir):
+    server = serve()
+    wait_for(lambda: "serving" in server.logs(), what="serving")
+    assert server.stop(signal.SIGTERM) == 0
+    assert '"event":"stopped"' in server.logs()
