@@ -135,7 +135,7 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster():
-    for tool in ("kubectl", "go", "openssl", "ss", "curl"):
+    for tool in ("go", "openssl", "ss", "curl"):
         if shutil.which(tool) is None:
             pytest.fail(f"required tool {tool!r} not found in PATH")
 
@@ -145,6 +145,9 @@ def cluster():
     if build.returncode != 0:
         pytest.fail(f"build.sh failed after {build_s:.0f}s:\n{build.stderr[-4000:]}")
     MEASUREMENTS["build.sh (build or cache check)"] = f"{build_s:.1f}s"
+    # The real kubectl, built at the server's version by build.sh.
+    os.environ["PATH"] = build.stdout.strip().splitlines()[-1] + os.pathsep + os.environ["PATH"]
+    assert shutil.which("kubectl").startswith(build.stdout.strip().splitlines()[-1])
 
     data_dir = Path(tempfile.mkdtemp(prefix="cruncher-testcluster-pytest."))
     t0 = time.monotonic()

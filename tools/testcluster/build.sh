@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+# (the client at the server's version: no skew, and none to install) and kwok
 # from the pinned Go modules in kube/, etcd/, kwok/ into
 #   ${CRUNCHER_CACHE_DIR:-$HOME/.cache/cruncher}/testcluster/<versions>/bin
 # Idempotent: a component whose stamp is present is only checked.
@@ -64,9 +65,10 @@ build_component kwok kwok "$kwok_ldflags" sigs.k8s.io/kwok/cmd/kwok
 build_component kube kube "$kube_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler
+  k8s.io/kubernetes/cmd/kube-scheduler \
+  k8s.io/kubernetes/cmd/kubectl
 
-for b in etcd kwok kube-apiserver kube-controller-manager kube-scheduler; do
+for b in etcd kwok kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   [ -x "$bin/$b" ] || tc_die "step 'verify': $bin/$b missing after build"
 done
 tc_log "all binaries ready"

@@ -63,7 +63,7 @@ gen_module kube cruncher.dev/testcluster/kube "$go_directive"
   for m in "${staging[@]}"; do
     go mod edit -replace="$m=$m@$staging_version"
   done
-  for t in kube-apiserver kube-controller-manager kube-scheduler; do
+  for t in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     go mod edit -tool="k8s.io/kubernetes/cmd/$t"
   done
   step "go mod tidy (kube) — this downloads the dependency graph"

@@ -23,6 +23,8 @@ per_zone="${TESTCLUSTER_NODES_PER_ZONE:-1}"
 zones="${TESTCLUSTER_ZONES:-us-east-1a us-east-1b us-east-1c}"
 
 bin="$("$TC_DIR/build.sh" | tail -n1)" || tc_die "step 'build' failed (see above)"
+# The kubectl built beside the server: same version, nothing to install.
+export PATH="$bin:$PATH"
 
 data="${1:-${TESTCLUSTER_DIR:-}}"
 if [ -z "$data" ]; then

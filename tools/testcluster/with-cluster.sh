@@ -19,7 +19,10 @@ if ! kubeconfig="$("$here/start.sh" "$data" | tail -n1)"; then
   echo "with-cluster.sh: cluster failed to start (logs in $data/logs)" >&2
   exit 1
 fi
+# CMD gets the kubectl built at the server's version first on its PATH.
 export KUBECONFIG="$kubeconfig" TESTCLUSTER_DIR="$data"
+PATH="$("$here/build.sh" | tail -n1):$PATH"
+export PATH
 set +e
 "$@"
 status=$?
