@@ -63,6 +63,15 @@ Result<LocalBackend> OpenLocalBackend(const BackendOptions& options,
   config.visibility_timeout = defaults.visibility_timeout;
   config.redrive = local::RedrivePolicy{b.dlq_name, defaults.max_receive_count};
   CRUNCHER_RETURN_IF_ERROR(ensure(b.queue_name, config));
+  if (defaults.apply_to_existing) {
+    CRUNCHER_ASSIGN_OR_RETURN(local::QueueInfo info, b.queues->GetQueue(b.queue_name));
+    if (info.config.visibility_timeout != config.visibility_timeout ||
+        info.config.redrive != config.redrive) {
+      info.config.visibility_timeout = config.visibility_timeout;
+      info.config.redrive = config.redrive;
+      CRUNCHER_RETURN_IF_ERROR(b.queues->SetQueueConfig(b.queue_name, info.config));
+    }
+  }
   b.queue = std::make_unique<local::LocalMessageQueue>(*b.queues, b.queue_name);
   b.dead_letter = std::make_unique<local::LocalMessageQueue>(*b.queues, b.dlq_name);
   return b;

@@ -56,6 +56,9 @@ struct LocalBackend {
 struct QueueDefaults {
   int max_receive_count = 5;
   int visibility_timeout = 30;
+  // Also apply these settings to a queue that exists already (`local serve`
+  // owns its queue's configuration; other commands only create it).
+  bool apply_to_existing = false;
 };
 Result<LocalBackend> OpenLocalBackend(const BackendOptions& options,
                                       const QueueDefaults& defaults = {});

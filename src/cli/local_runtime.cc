@@ -36,8 +36,8 @@ void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o, std::string& ack_text) 
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--visibility-timeout", o.dispatcher.visibility_seconds,
-                  "on-success: seconds a message stays in flight between "
-                  "extensions")
+                  "The queue's visibility timeout; with on-success, how long a "
+                  "message stays in flight between extensions")
       ->check(CLI::Range(2, 43200))
       ->capture_default_str();
 }

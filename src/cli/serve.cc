@@ -28,8 +28,8 @@ void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
                   "Job template (YAML or JSON manifest with $name placeholders)")
       ->required();
   cmd->add_option("--max-receive-count", o.max_receive_count,
-                  "Redrive policy of a queue created here: deliveries before "
-                  "a message moves to the DLQ")
+                  "The queue's redrive policy: deliveries before a message "
+                  "moves to the DLQ")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", o.verbose, "Log every Job created");
@@ -40,7 +40,8 @@ int Run(ServeOptions& o) {
   if (!tmpl.ok()) return Fail(tmpl.status());
   o.runtime.dispatcher.ack = *dispatch::ParseAckStrategy(o.ack);
   auto backend = OpenLocalBackend(
-      o.backend, {o.max_receive_count, o.runtime.dispatcher.visibility_seconds});
+      o.backend,
+      {o.max_receive_count, o.runtime.dispatcher.visibility_seconds, true});
   if (!backend.ok()) return Fail(backend.status());
   if (o.verbose) SetLogLevel(LogLevel::kDebug);
 

@@ -35,6 +35,17 @@ class JobBackend {
   // Unavailable/Throttled for transient failures.
   virtual Status Create(const nlohmann::json& manifest) = 0;
 
+  // Creates several Jobs: one Status per manifest, in order, each as Create
+  // would return it. Backends that can commit several at once (the local
+  // store: one transaction) override this; the default calls Create.
+  virtual std::vector<Status> CreateBatch(
+      const std::vector<nlohmann::json>& manifests) {
+    std::vector<Status> out;
+    out.reserve(manifests.size());
+    for (const auto& m : manifests) out.push_back(Create(m));
+    return out;
+  }
+
   // NotFound if there is no such Job.
   virtual Result<Job> Get(const std::string& name) = 0;
 

@@ -39,31 +39,25 @@ Dispatcher::Dispatcher(MessageQueue& source, MessageQueue* dead_letter,
       clock_(clock),
       retry_backoff_(options.retry_backoff) {}
 
-Dispatcher::Outcome Dispatcher::Handle(const Message& message,
-                                       std::string* job_name,
-                                       std::string* reason) {
-  auto rendered = template_.RenderForMessage(message, source_.name());
-  if (!rendered.ok()) {
-    *reason = rendered.status().message();
-    return Outcome::kPoison;
-  }
-  *job_name = (*rendered)["metadata"]["name"].get<std::string>();
-  Status created = backend_.Create(*rendered);
+Dispatcher::Outcome Dispatcher::Classify(const Message& message,
+                                         const std::string& job_name,
+                                         const Status& created,
+                                         std::string* reason) {
   if (created.ok()) {
     stats_.jobs_created++;
     Log(LogLevel::kDebug, "job_created",
-        {{"job", *job_name}, {"message_id", message.id}});
+        {{"job", job_name}, {"message_id", message.id}});
     return Outcome::kCreated;
   }
   if (created.code() == StatusCode::kAlreadyExists) {
-    auto existing = backend_.Get(*job_name);
+    auto existing = backend_.Get(job_name);
     if (!existing.ok()) {
       *reason = existing.status().ToString();
       return Outcome::kTransient;
     }
     if (!existing->managed_by_cruncher() ||
         existing->annotation(kMessageIdAnnotation) != message.id) {
-      *reason = "a Job named " + *job_name +
+      *reason = "a Job named " + job_name +
                 " exists and was not created by Cruncher for this message";
       return Outcome::kPoison;
     }
@@ -148,11 +142,29 @@ Result<int> Dispatcher::RunOnce() {
   auto received = source_.Receive(batch, ReceiveWait(now), visibility);
   if (!received.ok()) return received.status();
   now = clock_.NowMillis();
-  std::vector<std::string> to_delete;
+  // Render every message, then create their Jobs in one batch.
+  std::vector<const Message*> rendered_messages;
+  std::vector<std::string> job_names;
+  std::vector<nlohmann::json> manifests;
   for (const Message& m : *received) {
     stats_.received++;
-    std::string job, reason;
-    switch (Handle(m, &job, &reason)) {
+    auto rendered = template_.RenderForMessage(m, source_.name());
+    if (!rendered.ok()) {
+      Poison(m, rendered.status().message());
+      continue;
+    }
+    rendered_messages.push_back(&m);
+    job_names.push_back((*rendered)["metadata"]["name"].get<std::string>());
+    manifests.push_back(std::move(rendered).value());
+  }
+  std::vector<Status> created =
+      manifests.empty() ? std::vector<Status>() : backend_.CreateBatch(manifests);
+  std::vector<std::string> to_delete;
+  for (size_t i = 0; i < rendered_messages.size(); ++i) {
+    const Message& m = *rendered_messages[i];
+    const std::string& job = job_names[i];
+    std::string reason;
+    switch (Classify(m, job, created[i], &reason)) {
       case Outcome::kPoison:
         Poison(m, reason);
         break;
@@ -165,7 +177,9 @@ Result<int> Dispatcher::RunOnce() {
         break;
       }
       case Outcome::kCreated:
-        retry_backoff_.Forget(m.id);
+        // A redelivered message whose Job already exists keeps its failure
+        // count, so a Job that keeps failing backs off further each time.
+        if (created[i].ok()) retry_backoff_.Forget(m.id);
         if (options_.ack == AckStrategy::kOnCreate) {
           to_delete.push_back(m.receipt_handle);
         } else {

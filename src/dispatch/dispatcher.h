@@ -95,8 +95,10 @@ class Dispatcher {
     Millis visible_until = 0;
   };
   enum class Outcome { kCreated, kPoison, kTransient };
-  Outcome Handle(const Message& message, std::string* job_name,
-                 std::string* reason);
+  // What the create result means for the message; `reason` says why for
+  // anything but kCreated.
+  Outcome Classify(const Message& message, const std::string& job_name,
+                   const Status& created, std::string* reason);
   void Poison(const Message& message, const std::string& reason);
   void Release(const std::string& message_id, const std::string& handle,
                const std::string& why);

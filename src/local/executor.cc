@@ -63,9 +63,19 @@ void LocalExecutor::Stop() {
 }
 
 void LocalExecutor::Run() {
+  std::vector<LocalJobStore::Finished> finished;
   while (!stopping_) {
+    // One iteration, one transaction: the attempts that ended since the last
+    // one and those started now are recorded together. While that commit
+    // syncs, more attempts end, so the batches grow with the load.
     Millis now = clock_.NowMillis();
-    StartDue(now);
+    std::vector<LocalJobStore::Started> started;
+    std::vector<LocalJobStore::Finished> spawn_failed;
+    StartDue(now, started, spawn_failed);
+    Record(finished, started, now);
+    // A failed spawn is recorded after its start, in the next transaction.
+    finished = std::move(spawn_failed);
+
     std::vector<pollfd> fds;
     fds.push_back({wake_fd_, POLLIN, 0});
     for (const auto& [fd, attempt] : attempts_) fds.push_back({fd, POLLIN, 0});
@@ -78,33 +88,40 @@ void LocalExecutor::Run() {
       uint64_t count;
       (void)!::read(wake_fd_, &count, sizeof count);
     }
-    std::vector<int> exited;
-    for (size_t i = 1; i < fds.size(); ++i) {
-      if (fds[i].revents) exited.push_back(fds[i].fd);
-    }
     now = clock_.NowMillis();
-    CollectExits(exited, now);
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents) CollectExit(fds[i].fd, finished);
+    }
+    running_count_ = static_cast<int>(attempts_.size());
     EnforceDeadlines(now);
     if (now >= next_housekeeping_) Housekeep(now);
   }
   // Shutdown: stop every attempt and record it as interrupted, so the next
-  // executor runs it again.
-  Millis now = clock_.NowMillis();
-  std::vector<LocalJobStore::Finished> interrupted;
+  // executor runs it again. Attempts that ended on their own keep their result.
   for (auto& [fd, attempt] : attempts_) {
     SignalProcessGroup(attempt.process, SIGKILL);
     ReapProcess(attempt.process);
-    interrupted.push_back({attempt.job, attempt.number, {}, true});
+    finished.push_back({attempt.job, attempt.number, {}, true});
   }
   attempts_.clear();
   running_count_ = 0;
-  Status s = store_.RecordFinished(interrupted, now, backoff_);
+  Record(finished, {}, clock_.NowMillis());
+}
+
+void LocalExecutor::Record(const std::vector<LocalJobStore::Finished>& finished,
+                           const std::vector<LocalJobStore::Started>& started,
+                           Millis now) {
+  Status s = store_.RecordProgress(finished, started, now, backoff_);
   if (!s.ok()) {
+    // The attempts ran; only their record is missing. Recovery on the next
+    // start treats a Job still marked running as interrupted and re-runs it.
     Log(LogLevel::kError, "executor_record_failed", {{"error", s.ToString()}});
   }
 }
 
-void LocalExecutor::StartDue(Millis now) {
+void LocalExecutor::StartDue(Millis now,
+                             std::vector<LocalJobStore::Started>& started,
+                             std::vector<LocalJobStore::Finished>& spawn_failed) {
   int free_slots = options_.slots - static_cast<int>(attempts_.size());
   if (free_slots <= 0) return;
   auto due = store_.DueJobs(now, free_slots);
@@ -112,8 +129,6 @@ void LocalExecutor::StartDue(Millis now) {
     Log(LogLevel::kError, "executor_store_failed", {{"error", due.status().ToString()}});
     return;
   }
-  std::vector<LocalJobStore::Started> started;
-  std::vector<LocalJobStore::Finished> failed_to_start;
   for (auto& r : *due) {
     const std::string name = r.job.name();
     if (r.started_at > 0 && r.spec.active_deadline_seconds &&
@@ -137,10 +152,10 @@ void LocalExecutor::StartDue(Millis now) {
       // Counted as a failed attempt so that backoffLimit bounds the retries.
       Log(LogLevel::kWarn, "attempt_spawn_failed",
           {{"job", name}, {"error", child.status().ToString()}});
-      failed_to_start.push_back({name, r.attempt, {127, false}, false});
+      spawn_failed.push_back({name, r.attempt, {127, false}, false});
       continue;
     }
-    Attempt attempt{name, r.attempt, *child, 0, 0, false};
+    Attempt attempt{name, r.attempt, *child, 0, 0, false, false};
     Millis first_start = r.started_at > 0 ? r.started_at : now;
     if (r.spec.active_deadline_seconds) {
       attempt.deadline = first_start + *r.spec.active_deadline_seconds * 1000LL;
@@ -148,32 +163,15 @@ void LocalExecutor::StartDue(Millis now) {
     attempts_.emplace(child->pidfd, std::move(attempt));
   }
   running_count_ = static_cast<int>(attempts_.size());
-  if (started.empty()) return;
-  Status s = store_.RecordStarted(started, now);
-  if (s.ok() && !failed_to_start.empty()) {
-    s = store_.RecordFinished(failed_to_start, now, backoff_);
-  }
-  if (!s.ok()) {
-    Log(LogLevel::kError, "executor_record_failed", {{"error", s.ToString()}});
-  }
 }
 
-void LocalExecutor::CollectExits(const std::vector<int>& ready_fds, Millis now) {
-  std::vector<LocalJobStore::Finished> finished;
-  for (int fd : ready_fds) {
-    auto it = attempts_.find(fd);
-    if (it == attempts_.end()) continue;
-    Attempt& a = it->second;
-    int code = ReapProcess(a.process);
-    finished.push_back({a.job, a.number, {code, a.deadline_exceeded}, false});
-    attempts_.erase(it);
-  }
-  running_count_ = static_cast<int>(attempts_.size());
-  if (finished.empty()) return;
-  Status s = store_.RecordFinished(finished, now, backoff_);
-  if (!s.ok()) {
-    Log(LogLevel::kError, "executor_record_failed", {{"error", s.ToString()}});
-  }
+void LocalExecutor::CollectExit(int fd, std::vector<LocalJobStore::Finished>& finished) {
+  auto it = attempts_.find(fd);
+  if (it == attempts_.end()) return;
+  Attempt& a = it->second;
+  int code = ReapProcess(a.process);
+  finished.push_back({a.job, a.number, {code, a.deadline_exceeded}, false});
+  attempts_.erase(it);
 }
 
 void LocalExecutor::Terminate(Attempt& attempt, Millis now) {
@@ -189,8 +187,9 @@ void LocalExecutor::EnforceDeadlines(Millis now) {
       Log(LogLevel::kInfo, "job_deadline_exceeded", {{"job", a.job}});
       Terminate(a, now);
     }
-    if (a.kill_at != 0 && now >= a.kill_at) {
+    if (a.kill_at != 0 && now >= a.kill_at && !a.sigkill_sent) {
       SignalProcessGroup(a.process, SIGKILL);
+      a.sigkill_sent = true;  // its exit now wakes the loop through the pidfd
     }
   }
 }
@@ -224,7 +223,7 @@ Millis LocalExecutor::NextWake(Millis now) {
                                          : now + kHousekeepingInterval;
   for (const auto& [fd, a] : attempts_) {
     if (a.deadline != 0 && !a.deadline_exceeded) wake = std::min(wake, a.deadline);
-    if (a.kill_at != 0) wake = std::min(wake, a.kill_at);
+    if (a.kill_at != 0 && !a.sigkill_sent) wake = std::min(wake, a.kill_at);
   }
   if (static_cast<int>(attempts_.size()) < options_.slots) {
     auto due = store_.NextDueTime();

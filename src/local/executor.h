@@ -60,11 +60,18 @@ class LocalExecutor {
     ChildProcess process;
     Millis deadline = 0;        // 0 = none
     Millis kill_at = 0;         // SIGKILL time after SIGTERM, 0 = not sent
+    bool sigkill_sent = false;
     bool deadline_exceeded = false;
   };
   void Run();
-  void StartDue(Millis now);
-  void CollectExits(const std::vector<int>& ready_fds, Millis now);
+  // Starts due Jobs in free slots; appends to `started`, and to
+  // `spawn_failed` the attempts that could not start (counted as failed).
+  void StartDue(Millis now, std::vector<LocalJobStore::Started>& started,
+                std::vector<LocalJobStore::Finished>& spawn_failed);
+  // Reaps the attempt whose pidfd is readable.
+  void CollectExit(int fd, std::vector<LocalJobStore::Finished>& finished);
+  void Record(const std::vector<LocalJobStore::Finished>& finished,
+              const std::vector<LocalJobStore::Started>& started, Millis now);
   void EnforceDeadlines(Millis now);
   void Housekeep(Millis now);
   void Terminate(Attempt& attempt, Millis now);

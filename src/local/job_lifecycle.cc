@@ -60,10 +60,12 @@ std::string ExpandEnvReferences(
     const std::vector<std::pair<std::string, std::string>>& env) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '$' &&
-        i + 2 < text.size() && text[i + 2] == '(') {
-      out += "$(";  // $$(VAR) escapes a reference
-      i += 2;
+    if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '$') {
+      // "Double $$ are reduced to a single $" everywhere, as the kubelet
+      // does (so `sh -c 'echo $$'` behaves alike on both backends); this is
+      // also what makes $$(VAR) a literal $(VAR).
+      out.push_back('$');
+      ++i;
       continue;
     }
     if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '(') {

@@ -41,8 +41,9 @@ struct LocalRunSpec {
   static Result<LocalRunSpec> FromJob(const nlohmann::json& job);
 };
 
-// Expands Kubernetes' $(VAR) references from `env` ($$(VAR) is literal,
-// unknown names stay as written), as the kubelet does for command and args.
+// Expands Kubernetes' $(VAR) references from `env` (`$$` is a literal `$`,
+// so $$(VAR) is literal; unknown names stay as written), as the kubelet does
+// for command, args and env values.
 std::string ExpandEnvReferences(
     const std::string& text,
     const std::vector<std::pair<std::string, std::string>>& env);

@@ -65,28 +65,60 @@ std::string LocalJobStore::LogPath(const std::string& job, int attempt) const {
 }
 
 Status LocalJobStore::Create(const json& manifest) {
-  auto parsed = Job::FromJson(manifest);
-  if (!parsed.ok()) return parsed.status();
-  const std::string name = parsed->name();
-  auto spec = LocalRunSpec::FromJob(manifest);
-  if (!spec.ok()) return spec.status().WithContext("job " + name);
+  return CreateBatch({manifest}).front();
+}
+
+std::vector<Status> LocalJobStore::CreateBatch(
+    const std::vector<json>& manifests) {
+  std::vector<Status> results(manifests.size());
+  std::vector<std::pair<size_t, json>> valid;
   Millis now = clock_.NowMillis();
-  json object = manifest;
-  InitializeJob(object, now, RandomUuid());
+  for (size_t i = 0; i < manifests.size(); ++i) {
+    auto parsed = Job::FromJson(manifests[i]);
+    if (!parsed.ok()) {
+      results[i] = parsed.status();
+      continue;
+    }
+    auto spec = LocalRunSpec::FromJob(manifests[i]);
+    if (!spec.ok()) {
+      results[i] = spec.status().WithContext("job " + parsed->name());
+      continue;
+    }
+    json object = manifests[i];
+    InitializeJob(object, now, RandomUuid());
+    valid.emplace_back(i, std::move(object));
+  }
+  if (valid.empty()) return results;
+  auto fail_valid = [&](const Status& s) {
+    for (const auto& [i, object] : valid) results[i] = s;
+    return results;
+  };
+  bool created_any = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    CRUNCHER_ASSIGN_OR_RETURN(
-        Statement st,
-        db_->Prepare("INSERT INTO jobs(name, created_at, next_attempt_at, "
-                     "object) VALUES(?,?,?,?) ON CONFLICT(name) DO NOTHING"));
-    st.Bind(1, name).Bind(2, now).Bind(3, now).Bind(4, object.dump());
-    CRUNCHER_RETURN_IF_ERROR(st.Run().WithContext("create job " + name));
-    if (db_->changes() == 0) {
-      return AlreadyExists("job " + name + " already exists");
+    Transaction tx(*db_);
+    if (Status s = tx.Begin(); !s.ok()) return fail_valid(s);
+    auto st = db_->Prepare(
+        "INSERT INTO jobs(name, created_at, next_attempt_at, object) "
+        "VALUES(?,?,?,?) ON CONFLICT(name) DO NOTHING");
+    if (!st.ok()) return fail_valid(st.status());
+    for (const auto& [i, object] : valid) {
+      const std::string name = object["metadata"]["name"].get<std::string>();
+      st->Reset();
+      st->Bind(1, name).Bind(2, now).Bind(3, now).Bind(4, object.dump());
+      if (Status s = st->Run(); !s.ok()) {
+        return fail_valid(s.WithContext("create job " + name));
+      }
+      if (db_->changes() == 0) {
+        results[i] = AlreadyExists("job " + name + " already exists");
+      } else {
+        created_any = true;
+      }
     }
+    if (Status s = tx.Commit(); !s.ok()) return fail_valid(s);
   }
-  doorbell_->Ring();
-  return Status::Ok();
+  if (created_any) doorbell_->Ring();
+  return results;
 }
 
 Result<Job> LocalJobStore::LoadLocked(const std::string& name) {
@@ -221,81 +253,73 @@ Status LocalJobStore::SaveLocked(const Job& job, bool finished, Millis now,
   return st.Run();
 }
 
-Status LocalJobStore::RecordStarted(const std::vector<Started>& started,
-                                    Millis now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Transaction tx(*db_);
-  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
+Status LocalJobStore::ApplyStartedLocked(const Started& s, Millis now) {
+  auto job = LoadLocked(s.job);
+  if (!job.ok()) return Status::Ok();  // deleted meanwhile; the executor stops it
+  MarkAttemptStarted(job->mutable_json(), now);
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement upd,
       db_->Prepare("UPDATE jobs SET object=?, running=1, attempts=?, "
                    "started_at=CASE WHEN started_at=0 THEN ? ELSE started_at "
                    "END WHERE name=?"));
+  upd.Bind(1, job->json().dump()).Bind(2, s.attempt).Bind(3, now).Bind(4, s.job);
+  CRUNCHER_RETURN_IF_ERROR(upd.Run());
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement ins,
       db_->Prepare("INSERT OR REPLACE INTO attempts(job, n, started_at) "
                    "VALUES(?,?,?)"));
-  for (const auto& s : started) {
-    auto job = LoadLocked(s.job);
-    if (!job.ok()) continue;  // deleted meanwhile; the executor stops it
-    MarkAttemptStarted(job->mutable_json(), now);
-    upd.Reset();
-    upd.Bind(1, job->json().dump()).Bind(2, s.attempt).Bind(3, now).Bind(4, s.job);
-    CRUNCHER_RETURN_IF_ERROR(upd.Run());
-    ins.Reset();
-    ins.Bind(1, s.job).Bind(2, s.attempt).Bind(3, now);
-    CRUNCHER_RETURN_IF_ERROR(ins.Run());
-  }
-  return tx.Commit();
+  ins.Bind(1, s.job).Bind(2, s.attempt).Bind(3, now);
+  return ins.Run();
 }
 
-Status LocalJobStore::RecordFinished(const std::vector<Finished>& finished,
-                                     Millis now,
-                                     const ExponentialBackoff& backoff) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Transaction tx(*db_);
-  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
+Status LocalJobStore::ApplyFinishedLocked(const Finished& f, Millis now,
+                                          const ExponentialBackoff& backoff) {
+  auto job = LoadLocked(f.job);
+  if (!job.ok()) return Status::Ok();  // deleted meanwhile
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement attempt,
       db_->Prepare("UPDATE attempts SET finished_at=?, exit_code=?, reason=? "
                    "WHERE job=? AND n=?"));
+  attempt.Bind(1, now).Bind(2, f.result.exit_code);
+  if (f.interrupted) {
+    attempt.Bind(3, "ExecutorRestarted: stopped with the executor; re-run");
+  } else if (f.result.deadline_exceeded) {
+    attempt.Bind(3, "DeadlineExceeded");
+  } else {
+    attempt.BindNull(3);
+  }
+  attempt.Bind(4, f.job).Bind(5, f.attempt);
+  CRUNCHER_RETURN_IF_ERROR(attempt.Run());
+  std::optional<Millis> next = now;
+  if (f.interrupted) {
+    MarkAttemptInterrupted(job->mutable_json());
+  } else {
+    auto spec = LocalRunSpec::FromJob(job->json());
+    if (!spec.ok()) return spec.status().WithContext("job " + f.job);
+    next = MarkAttemptFinished(job->mutable_json(), *spec, f.result, now, backoff);
+    if (!next) return SaveLocked(*job, true, now, spec->ttl_seconds_after_finished);
+  }
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement retry,
       db_->Prepare("UPDATE jobs SET object=?, running=0, next_attempt_at=? "
                    "WHERE name=?"));
+  retry.Bind(1, job->json().dump()).Bind(2, *next).Bind(3, f.job);
+  return retry.Run();
+}
+
+Status LocalJobStore::RecordProgress(const std::vector<Finished>& finished,
+                                     const std::vector<Started>& started,
+                                     Millis now,
+                                     const ExponentialBackoff& backoff) {
+  if (finished.empty() && started.empty()) return Status::Ok();
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(*db_);
+  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
   for (const auto& f : finished) {
-    auto job = LoadLocked(f.job);
-    if (!job.ok()) continue;
-    attempt.Reset();
-    attempt.Bind(1, now).Bind(2, f.result.exit_code);
-    if (f.interrupted) {
-      attempt.Bind(3, "ExecutorRestarted: stopped with the executor; re-run");
-    } else if (f.result.deadline_exceeded) {
-      attempt.Bind(3, "DeadlineExceeded");
-    } else {
-      attempt.BindNull(3);
-    }
-    attempt.Bind(4, f.job).Bind(5, f.attempt);
-    CRUNCHER_RETURN_IF_ERROR(attempt.Run());
-    if (f.interrupted) {
-      MarkAttemptInterrupted(job->mutable_json());
-      retry.Reset();
-      retry.Bind(1, job->json().dump()).Bind(2, now).Bind(3, f.job);
-      CRUNCHER_RETURN_IF_ERROR(retry.Run());
-      continue;
-    }
-    auto spec = LocalRunSpec::FromJob(job->json());
-    if (!spec.ok()) return spec.status().WithContext("job " + f.job);
-    auto next = MarkAttemptFinished(job->mutable_json(), *spec, f.result, now,
-                                    backoff);
-    if (next) {
-      retry.Reset();
-      retry.Bind(1, job->json().dump()).Bind(2, *next).Bind(3, f.job);
-      CRUNCHER_RETURN_IF_ERROR(retry.Run());
-    } else {
-      CRUNCHER_RETURN_IF_ERROR(
-          SaveLocked(*job, true, now, spec->ttl_seconds_after_finished));
-    }
+    CRUNCHER_RETURN_IF_ERROR(ApplyFinishedLocked(f, now, backoff));
+  }
+  for (const auto& s : started) {
+    CRUNCHER_RETURN_IF_ERROR(ApplyStartedLocked(s, now));
   }
   return tx.Commit();
 }
@@ -327,7 +351,8 @@ Result<std::vector<std::string>> LocalJobStore::RecoverInterrupted(Millis now) {
     }
     CRUNCHER_RETURN_IF_ERROR(st.status());
   }
-  CRUNCHER_RETURN_IF_ERROR(RecordFinished(interrupted, now, ExponentialBackoff{}));
+  CRUNCHER_RETURN_IF_ERROR(
+      RecordProgress(interrupted, {}, now, ExponentialBackoff{}));
   std::vector<std::string> names;
   for (auto& f : interrupted) names.push_back(std::move(f.job));
   return names;

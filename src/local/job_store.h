@@ -34,6 +34,9 @@ class LocalJobStore final : public JobBackend {
   // Validates that the Job can run locally (InvalidArgument otherwise),
   // then stores it as Pending.
   Status Create(const nlohmann::json& manifest) override;
+  // All valid manifests in one transaction (one disk sync).
+  std::vector<Status> CreateBatch(
+      const std::vector<nlohmann::json>& manifests) override;
   Result<Job> Get(const std::string& name) override;
   Result<std::vector<Job>> List() override;
   // Deletes the record and the logs; a running attempt is stopped by the
@@ -59,18 +62,17 @@ class LocalJobStore final : public JobBackend {
     std::string job;
     int attempt = 0;
   };
-  // Marks attempts as running (one transaction).
-  Status RecordStarted(const std::vector<Started>& started, Millis now);
-
   struct Finished {
     std::string job;
     int attempt = 0;
     AttemptResult result;
     bool interrupted = false;  // the executor stopped it; not the task's fault
   };
-  // Applies finished attempts (one transaction); Jobs deleted meanwhile are
-  // skipped.
-  Status RecordFinished(const std::vector<Finished>& finished, Millis now,
+  // Records what happened since the last call in one transaction (one disk
+  // sync however many attempts): finished attempts first (retry or finish
+  // the Job), then attempts started. Jobs deleted meanwhile are skipped.
+  Status RecordProgress(const std::vector<Finished>& finished,
+                        const std::vector<Started>& started, Millis now,
                         const ExponentialBackoff& backoff);
   // Fails a pending Job (e.g. its deadline passed while it waited).
   Status FailPending(const std::string& name, const std::string& reason,
@@ -94,6 +96,9 @@ class LocalJobStore final : public JobBackend {
         doorbell_(std::move(doorbell)),
         clock_(clock) {}
   Result<Job> LoadLocked(const std::string& name);
+  Status ApplyFinishedLocked(const Finished& f, Millis now,
+                             const ExponentialBackoff& backoff);
+  Status ApplyStartedLocked(const Started& s, Millis now);
   Status SaveLocked(const Job& job, bool finished, Millis now,
                     const std::optional<int>& ttl);
 

@@ -36,12 +36,30 @@ CREATE TABLE IF NOT EXISTS messages(
   first_received_at INTEGER NOT NULL DEFAULT 0,
   receipt TEXT);
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages(queue_id, visible_at);
+CREATE INDEX IF NOT EXISTS messages_by_age ON messages(queue_id, sent_at);
 )sql";
 
+// Binary attribute values are arbitrary bytes, which a JSON string cannot
+// hold, so they are stored as hex under "x"; text values under "v".
+bool IsBinaryType(const std::string& data_type) {
+  return data_type.compare(0, 6, "Binary") == 0;
+}
+
 nlohmann::json AttributesToJson(const MessageAttributes& attributes) {
+  static constexpr char kHex[] = "0123456789abcdef";
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [name, attr] : attributes) {
-    out[name] = {{"t", attr.data_type}, {"v", attr.value}};
+    if (IsBinaryType(attr.data_type)) {
+      std::string hex;
+      hex.reserve(attr.value.size() * 2);
+      for (unsigned char c : attr.value) {
+        hex.push_back(kHex[c >> 4]);
+        hex.push_back(kHex[c & 15]);
+      }
+      out[name] = {{"t", attr.data_type}, {"x", hex}};
+    } else {
+      out[name] = {{"t", attr.data_type}, {"v", attr.value}};
+    }
   }
   return out;
 }
@@ -51,7 +69,19 @@ MessageAttributes AttributesFromJson(const std::string& text) {
   auto parsed = nlohmann::json::parse(text, nullptr, false);
   if (!parsed.is_object()) return out;
   for (auto& [name, v] : parsed.items()) {
-    out[name] = {v.value("t", "String"), v.value("v", "")};
+    MessageAttribute attr{v.value("t", "String"), v.value("v", "")};
+    if (v.contains("x")) {
+      const std::string hex = v.value("x", "");
+      attr.value.clear();
+      auto nibble = [](char c) {
+        return c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0';
+      };
+      for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+        attr.value.push_back(
+            static_cast<char>(nibble(hex[i]) * 16 + nibble(hex[i + 1])));
+      }
+    }
+    out[name] = std::move(attr);
   }
   return out;
 }
@@ -351,7 +381,9 @@ Result<std::vector<Message>> LocalQueueStore::ReceiveOnce(
   std::optional<int64_t> dlq_id;
   if (info.config.redrive) {
     auto dlq = LoadQueue(info.config.redrive->dead_letter_queue);
-    if (dlq.ok()) dlq_id = dlq->first;
+    // A queue named as its own dead-letter queue has nowhere to move a
+    // message to: moving it onto itself would select it again, forever.
+    if (dlq.ok() && dlq->first != queue_id) dlq_id = dlq->first;
   }
   int vis = visibility.value_or(info.config.visibility_timeout);
 

@@ -1,6 +1,31 @@
 #include "local/sqlite.h"
 
+#include <filesystem>
+#include <map>
+
 namespace cruncher::local {
+namespace {
+
+std::shared_ptr<std::mutex> WriteMutexFor(const std::string& path) {
+  static std::mutex registry_mu;
+  static std::map<std::string, std::weak_ptr<std::mutex>> registry;
+  std::error_code ec;
+  std::string key = std::filesystem::weakly_canonical(path, ec).string();
+  if (ec) key = path;
+  std::lock_guard<std::mutex> lock(registry_mu);
+  auto& weak = registry[key];
+  auto mu = weak.lock();
+  if (!mu) {
+    mu = std::make_shared<std::mutex>();
+    weak = mu;
+  }
+  return mu;
+}
+
+}  // namespace
+
+Database::Database(sqlite3* db, std::string path)
+    : db_(db), path_(std::move(path)), write_mutex_(WriteMutexFor(path_)) {}
 
 Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                  Durability durability) {
@@ -57,10 +82,16 @@ int64_t Database::changes() const { return sqlite3_changes64(db_); }
 
 Transaction::~Transaction() {
   if (open_) (void)db_.Exec("ROLLBACK");
+  // writer_ unlocks itself after the rollback.
 }
 
 Status Transaction::Begin() {
-  CRUNCHER_RETURN_IF_ERROR(db_.Exec("BEGIN IMMEDIATE"));
+  writer_ = std::unique_lock<std::mutex>(db_.write_mutex());
+  Status s = db_.Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) {
+    writer_.unlock();
+    return s;
+  }
   open_ = true;
   return Status::Ok();
 }
@@ -68,6 +99,7 @@ Status Transaction::Begin() {
 Status Transaction::Commit() {
   CRUNCHER_RETURN_IF_ERROR(db_.Exec("COMMIT"));
   open_ = false;
+  writer_.unlock();
   return Status::Ok();
 }
 

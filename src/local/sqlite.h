@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -44,10 +45,17 @@ class Database {
   // Maps an SQLite result code to a Status ("busy" is Unavailable).
   Status Error(int rc, std::string_view what) const;
 
+  // Serializes write transactions of all connections to this file within
+  // the process. SQLite's own busy handler would make a writer that finds
+  // the file locked sleep for milliseconds; waiting on a mutex instead hands
+  // the lock over at once. Other processes still meet the busy handler.
+  std::mutex& write_mutex() const { return *write_mutex_; }
+
  private:
-  Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Database(sqlite3* db, std::string path);
   sqlite3* db_;
   std::string path_;
+  std::shared_ptr<std::mutex> write_mutex_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back on destruction unless committed.
@@ -60,6 +68,7 @@ class Transaction {
 
  private:
   Database& db_;
+  std::unique_lock<std::mutex> writer_;
   bool open_ = false;
 };
 
