@@ -1,0 +1,98 @@
+#include "core/backoff.h"
+
+#include <gtest/gtest.h>
+
+namespace cruncher {
+namespace {
+
+TEST(ExponentialBackoffTest, ExactDelaysAndCap) {
+  ExponentialBackoff b;  // 10 s, cap 6 min
+  EXPECT_EQ(b.Delay(0), 0);
+  EXPECT_EQ(b.Delay(-1), 0);
+  EXPECT_EQ(b.Delay(1), 10'000);
+  EXPECT_EQ(b.Delay(2), 20'000);
+  EXPECT_EQ(b.Delay(3), 40'000);
+  EXPECT_EQ(b.Delay(4), 80'000);
+  EXPECT_EQ(b.Delay(5), 160'000);
+  EXPECT_EQ(b.Delay(6), 320'000);
+  EXPECT_EQ(b.Delay(7), 360'000);
+  EXPECT_EQ(b.Delay(1000), 360'000);  // no overflow
+  ExponentialBackoff custom{1'000, 5'000};
+  EXPECT_EQ(custom.Delay(3), 4'000);
+  EXPECT_EQ(custom.Delay(4), 5'000);
+}
+
+TEST(ExponentialBackoffTest, Scaled) {
+  ExponentialBackoff b = ExponentialBackoff{}.Scaled(0.001);
+  EXPECT_EQ(b.base, 10);
+  EXPECT_EQ(b.cap, 360);
+  EXPECT_EQ(b.Delay(2), 20);
+  EXPECT_EQ(b.Delay(50), 360);
+  ExponentialBackoff zero = ExponentialBackoff{}.Scaled(0);
+  EXPECT_EQ(zero.Delay(5), 0);
+  EXPECT_EQ(ExponentialBackoff{}.Scaled(0.1).Delay(1), 1'000);
+}
+
+TEST(ItemBackoffTest, PerItemAndForget) {
+  ItemBackoff items(ExponentialBackoff{100, 1'000});
+  EXPECT_EQ(items.Failures("a"), 0);
+  EXPECT_EQ(items.Failure("a"), 100);
+  EXPECT_EQ(items.Failure("a"), 200);
+  EXPECT_EQ(items.Failure("b"), 100);  // independent
+  EXPECT_EQ(items.Failure("a"), 400);
+  EXPECT_EQ(items.Failures("a"), 3);
+  items.Forget("a");
+  EXPECT_EQ(items.Failures("a"), 0);
+  EXPECT_EQ(items.Failure("a"), 100);
+  EXPECT_EQ(items.Failures("b"), 1);
+  for (int i = 0; i < 10; ++i) items.Failure("c");
+  EXPECT_EQ(items.Failure("c"), 1'000);
+}
+
+TEST(TokenBucketTest, BurstThenRefillAtRate) {
+  const Millis t0 = 1'000'000;
+  TokenBucket bucket(2.0, 3.0, t0);  // 2 per second, burst 3
+  EXPECT_TRUE(bucket.TryTake(t0));
+  EXPECT_TRUE(bucket.TryTake(t0));
+  EXPECT_TRUE(bucket.TryTake(t0));
+  EXPECT_FALSE(bucket.TryTake(t0));
+  EXPECT_EQ(bucket.NextAvailable(t0), t0 + 500);
+  EXPECT_FALSE(bucket.TryTake(t0 + 499));
+  // 1 ms left, give or take the rounding of the fractional token.
+  Millis next = bucket.NextAvailable(t0 + 499);
+  EXPECT_GE(next, t0 + 500);
+  EXPECT_LE(next, t0 + 501);
+  EXPECT_TRUE(bucket.TryTake(t0 + 500));
+  EXPECT_FALSE(bucket.TryTake(t0 + 500));
+  // A long idle period refills only up to the burst.
+  const Millis later = t0 + 100'000;
+  EXPECT_EQ(bucket.NextAvailable(later), later);
+  EXPECT_TRUE(bucket.TryTake(later));
+  EXPECT_TRUE(bucket.TryTake(later));
+  EXPECT_TRUE(bucket.TryTake(later));
+  EXPECT_FALSE(bucket.TryTake(later));
+  // Time going backwards adds nothing.
+  EXPECT_FALSE(bucket.TryTake(t0));
+}
+
+TEST(TokenBucketTest, ATokenIsThereAtNextAvailable) {
+  TokenBucket bucket(3.0, 1.0, 0);
+  Millis now = 0;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(bucket.TryTake(now)) << i;
+    EXPECT_FALSE(bucket.TryTake(now));
+    Millis next = bucket.NextAvailable(now);
+    EXPECT_GT(next, now);
+    EXPECT_LE(next, now + 335);  // 1/3 s, rounded up
+    now = next;
+  }
+}
+
+TEST(TokenBucketTest, ZeroRateNeverRefills) {
+  TokenBucket bucket(0.0, 1.0, 0);
+  EXPECT_TRUE(bucket.TryTake(0));
+  EXPECT_FALSE(bucket.TryTake(1'000'000));
+}
+
+}  // namespace
+}  // namespace cruncher

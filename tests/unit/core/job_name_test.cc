@@ -1,0 +1,77 @@
+#include "core/job_name.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+#include <string>
+
+namespace cruncher {
+namespace {
+
+bool IsDns1123Label(const std::string& s) {
+  static const std::regex kLabel("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  return !s.empty() && s.size() <= 63 && std::regex_match(s, kLabel);
+}
+
+TEST(JobNameTest, DeterministicForTheSameQueueAndMessage) {
+  EXPECT_EQ(JobNameFor("demo-", "tasks", "m-1"), JobNameFor("demo-", "tasks", "m-1"));
+  std::string name = JobNameFor("demo-", "tasks", "m-1");
+  EXPECT_EQ(name.rfind("demo-", 0), 0u) << name;
+  EXPECT_EQ(name.size(), std::string("demo-").size() + kJobNameHashLength);
+  EXPECT_TRUE(IsDns1123Label(name)) << name;
+}
+
+TEST(JobNameTest, DifferentMessagesOrQueuesGiveDifferentNames) {
+  std::set<std::string> names;
+  for (int i = 0; i < 2000; ++i) {
+    names.insert(JobNameFor("demo-", "tasks", "message-" + std::to_string(i)));
+  }
+  EXPECT_EQ(names.size(), 2000u);
+  EXPECT_NE(JobNameFor("demo-", "a", "m"), JobNameFor("demo-", "b", "m"));
+  // The separator keeps ("ab","c") and ("a","bc") apart.
+  EXPECT_NE(JobNameFor("p-", "ab", "c"), JobNameFor("p-", "a", "bc"));
+}
+
+TEST(JobNameTest, ValidForWeirdPrefixes) {
+  const std::string prefixes[] = {
+      "",        "-",          "---",       "Demo-",      "UPPER_case.dots-",
+      "a.b.c",   "under_score", "__x__",    "...",        "9lives-",
+      "h\xC3\xA9llo-", "sp ace-", std::string(100, 'a'), std::string(100, '-'),
+      "-" + std::string(99, 'Z'), "x",  "$name-",  "a--b-"};
+  for (const auto& prefix : prefixes) {
+    SCOPED_TRACE("prefix: \"" + prefix + "\"");
+    std::string name = JobNameFor(prefix, "queue", "0b7c1d1e-8a57");
+    EXPECT_TRUE(IsDns1123Label(name)) << name;
+    EXPECT_LE(name.size(), kMaxJobNameLength);
+    std::string sanitized = SanitizeJobNamePrefix(prefix);
+    EXPECT_LE(sanitized.size(), kMaxJobNameLength - kJobNameHashLength);
+    EXPECT_EQ(name.substr(0, sanitized.size()), sanitized);
+  }
+}
+
+TEST(JobNameTest, SanitizePrefix) {
+  EXPECT_EQ(SanitizeJobNamePrefix(""), "job-");
+  EXPECT_EQ(SanitizeJobNamePrefix("..."), "job-");
+  EXPECT_EQ(SanitizeJobNamePrefix("Demo-"), "demo-");
+  EXPECT_EQ(SanitizeJobNamePrefix("My_Job.v2-"), "my-job-v2-");
+  EXPECT_EQ(SanitizeJobNamePrefix("--lead"), "lead");
+  EXPECT_EQ(SanitizeJobNamePrefix(std::string(100, 'a')), std::string(53, 'a'));
+}
+
+TEST(JobNameTest, LabelValue) {
+  static const std::regex kValue("([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?");
+  EXPECT_EQ(ToLabelValue("tasks"), "tasks");
+  EXPECT_EQ(ToLabelValue("My.Queue_1"), "My.Queue_1");
+  EXPECT_EQ(ToLabelValue(""), "");
+  for (const std::string& q :
+       {std::string(100, 'q'), std::string("-_.x._-"), std::string("a b/c:d"),
+        std::string(62, 'a') + "-b", std::string("https://sqs/123/q")}) {
+    std::string v = ToLabelValue(q);
+    EXPECT_LE(v.size(), 63u) << q;
+    EXPECT_TRUE(std::regex_match(v, kValue)) << q << " -> " << v;
+  }
+}
+
+}  // namespace
+}  // namespace cruncher

@@ -1,0 +1,480 @@
+#include "core/template.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+#include <string>
+
+#include "core/job.h"
+#include "core/job_name.h"
+#include "core/task.h"
+
+namespace cruncher {
+namespace {
+
+using nlohmann::json;
+
+// Every JSON pointer of a tree, leaves and inner nodes.
+void CollectPointers(const json& node, const std::string& pointer,
+                     std::set<std::string>* out) {
+  out->insert(pointer);
+  if (node.is_object()) {
+    for (const auto& [key, value] : node.items()) {
+      std::string token;
+      for (char c : key) {
+        if (c == '~') token += "~0";
+        else if (c == '/') token += "~1";
+        else token.push_back(c);
+      }
+      CollectPointers(value, pointer + "/" + token, out);
+    }
+  } else if (node.is_array()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      CollectPointers(node[i], pointer + "/" + std::to_string(i), out);
+    }
+  }
+}
+
+std::set<std::string> Pointers(const json& tree) {
+  std::set<std::string> out;
+  CollectPointers(tree, "", &out);
+  return out;
+}
+
+constexpr const char* kTemplate = R"yaml(
+apiVersion: batch/v1
+kind: Job
+metadata:
+  generateName: demo-
+  labels:
+    team: $team
+  annotations:
+    $literal-key: "${msg}"
+spec:
+  backoffLimit: $retries
+  activeDeadlineSeconds: ${deadline}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+        command: ["sh", "-c", "echo $msg; echo $(HOME)"]
+        args:
+        - $msg
+        - "prefix-${msg}-suffix"
+        - 'single $msg'
+        env:
+        - name: MSG
+          value: $msg
+        - name: QUOTED
+          value: "$retries"
+        - name: PRICE
+          value: 'cost $$5 and $$msg'
+)yaml";
+
+JobTemplate MustParse(std::string_view text) {
+  auto t = JobTemplate::Parse(text, "test.yaml");
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  return std::move(t).value();
+}
+
+TaskVariables MustVars(const json& body) {
+  auto v = TaskVariables::FromBody(body.dump());
+  EXPECT_TRUE(v.ok()) << v.status().ToString();
+  return std::move(v).value();
+}
+
+json MustRender(const JobTemplate& t, const json& body) {
+  auto r = t.Render(MustVars(body));
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : json();
+}
+
+json BodyWithMsg(const std::string& msg) {
+  return {{"msg", msg}, {"team", "blue"}, {"retries", 2}, {"deadline", 60}};
+}
+
+TEST(TemplateTest, SubstitutesPlaceholdersInStrings) {
+  JobTemplate t = MustParse(kTemplate);
+  json job = MustRender(t, BodyWithMsg("hello"));
+  const json& c = job["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(c["command"], json({"sh", "-c", "echo hello; echo $(HOME)"}));
+  EXPECT_EQ(c["args"], json({"hello", "prefix-hello-suffix", "single hello"}));
+  EXPECT_EQ(c["env"][0]["value"], "hello");
+  EXPECT_EQ(job["metadata"]["labels"]["team"], "blue");
+}
+
+TEST(TemplateTest, DollarDollarIsLiteralDollar) {
+  JobTemplate t = MustParse(kTemplate);
+  json job = MustRender(t, BodyWithMsg("x"));
+  EXPECT_EQ(job["spec"]["template"]["spec"]["containers"][0]["env"][2]["value"],
+            "cost $5 and $msg");
+}
+
+TEST(TemplateTest, KubernetesEnvReferencesArePreserved) {
+  auto vars = MustVars({{"A", "a"}});
+  auto s = SubstitutePlaceholders("$(HOME) $(A) $( $ end$", vars);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*s, "$(HOME) $(A) $( $ end$");
+}
+
+TEST(TemplateTest, BraceForm) {
+  auto vars = MustVars({{"name", "N"}, {"name_x", "WRONG"}});
+  auto s = SubstitutePlaceholders("${name}_x $name_x ${name}${name}", vars);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*s, "N_x WRONG NN");
+}
+
+TEST(TemplateTest, UnterminatedOrInvalidBraceIsAnError) {
+  auto vars = MustVars({{"a", "1"}});
+  auto unterminated = SubstitutePlaceholders("x ${a", vars);
+  ASSERT_FALSE(unterminated.ok());
+  EXPECT_EQ(unterminated.status().code(), StatusCode::kInvalidArgument);
+  auto invalid = SubstitutePlaceholders("${1a}", vars);
+  ASSERT_FALSE(invalid.ok());
+  EXPECT_EQ(invalid.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(TemplateTest, MissingVariableIsAnErrorNamingIt) {
+  JobTemplate t = MustParse(kTemplate);
+  json body = BodyWithMsg("x");
+  body.erase("team");
+  auto r = t.Render(MustVars(body));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("\"team\""), std::string::npos)
+      << r.status().message();
+  // It says where, too.
+  EXPECT_NE(r.status().message().find("/metadata/labels/team"), std::string::npos)
+      << r.status().message();
+
+  auto s = SubstitutePlaceholders("${missing_one}", MustVars(json::object()));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("missing_one"), std::string::npos);
+}
+
+TEST(TemplateTest, MissingVariableInBraceFormAlsoFails) {
+  JobTemplate t = MustParse(kTemplate);
+  json body = BodyWithMsg("x");
+  body.erase("deadline");
+  auto r = t.Render(MustVars(body));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("\"deadline\""), std::string::npos);
+}
+
+TEST(TemplateTest, LonePlaceholderTakesNumberAndBoolType) {
+  JobTemplate t = MustParse(R"(
+kind: Job
+spec:
+  backoffLimit: $retries
+  activeDeadlineSeconds: ${deadline}
+  suspend: $flag
+  ratio: $ratio
+  quoted: "$retries"
+  single: '$flag'
+  text: $word
+  numeric_text: $numeric_text
+  obj: $obj
+  nothing: $nothing
+  template:
+    spec:
+      containers: [{name: c, command: ["true"]}]
+)");
+  json job = MustRender(t, {{"retries", 3},
+                            {"deadline", 60},
+                            {"flag", true},
+                            {"ratio", 0.5},
+                            {"word", "hello"},
+                            {"numeric_text", "42"},
+                            {"obj", {{"a", 1}}},
+                            {"nothing", nullptr}});
+  const json& spec = job["spec"];
+  EXPECT_EQ(spec["backoffLimit"], json(3));
+  EXPECT_TRUE(spec["backoffLimit"].is_number_integer());
+  EXPECT_EQ(spec["activeDeadlineSeconds"], json(60));
+  EXPECT_EQ(spec["suspend"], json(true));
+  EXPECT_TRUE(spec["ratio"].is_number_float());
+  EXPECT_DOUBLE_EQ(spec["ratio"].get<double>(), 0.5);
+  // Quoted scalars stay strings.
+  EXPECT_EQ(spec["quoted"], json("3"));
+  EXPECT_EQ(spec["single"], json("true"));
+  // String values stay strings, even when they look like numbers.
+  EXPECT_EQ(spec["text"], json("hello"));
+  EXPECT_EQ(spec["numeric_text"], json("42"));
+  // Only numbers and booleans are typed; the rest is JSON text.
+  EXPECT_EQ(spec["obj"], json("{\"a\":1}"));
+  EXPECT_EQ(spec["nothing"], json("null"));
+}
+
+TEST(TemplateTest, JsonTemplateQuotedPlaceholdersStayStrings) {
+  JobTemplate t = MustParse(R"({"kind": "Job", "metadata": {"name": "j"},
+    "spec": {"backoffLimit": "$n", "template": {"spec": {"containers": [
+      {"name": "c", "command": ["echo", "$n"]}]}}}})");
+  json job = MustRender(t, {{"n", 4}});
+  EXPECT_EQ(job["spec"]["backoffLimit"], json("4"));
+  EXPECT_EQ(t.name_prefix(), "j-");
+}
+
+TEST(TemplateTest, NonPlaceholderScalarsKeepTheirYamlTypes) {
+  JobTemplate t = MustParse(kTemplate);
+  EXPECT_EQ(t.manifest()["spec"]["template"]["spec"]["restartPolicy"], "Never");
+  JobTemplate t2 = MustParse(R"(
+kind: Job
+spec:
+  parallelism: 1
+  ratio: 1.5
+  on: true
+  off: null
+  version: "1"
+  template: {spec: {containers: [{name: c}]}}
+)");
+  const json& spec = t2.manifest()["spec"];
+  EXPECT_EQ(spec["parallelism"], json(1));
+  EXPECT_EQ(spec["ratio"], json(1.5));
+  EXPECT_EQ(spec["on"], json(true));
+  EXPECT_TRUE(spec["off"].is_null());
+  EXPECT_EQ(spec["version"], json("1"));
+}
+
+TEST(TemplateTest, KeysAreNotSubstituted) {
+  JobTemplate t = MustParse(kTemplate);
+  json job = MustRender(t, BodyWithMsg("m"));
+  const json& ann = job["metadata"]["annotations"];
+  ASSERT_TRUE(ann.contains("$literal-key")) << ann.dump();
+  EXPECT_EQ(ann["$literal-key"], "m");
+  EXPECT_FALSE(ann.contains("m"));
+}
+
+TEST(TemplateTest, NumbersBoolsObjectsArraysNullAsTextInsideStrings) {
+  auto vars = MustVars({{"i", 42},
+                        {"neg", -7},
+                        {"f", 1.5},
+                        {"t", true},
+                        {"fa", false},
+                        {"n", nullptr},
+                        {"o", {{"k", "v"}, {"n", 1}}},
+                        {"a", json::array({1, "two", nullptr})},
+                        {"big", 12345678901234LL}});
+  auto s = SubstitutePlaceholders("$i|$neg|$f|$t|$fa|$n|$o|$a|$big", vars);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*s, "42|-7|1.5|true|false|null|{\"k\":\"v\",\"n\":1}|[1,\"two\",null]|"
+                "12345678901234");
+}
+
+TEST(TemplateTest, ValuesAreNotRescanned) {
+  auto vars = MustVars({{"v", "$other ${other} $$ $(X)"}, {"other", "NO"}});
+  auto s = SubstitutePlaceholders("[$v]", vars);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(*s, "[$other ${other} $$ $(X)]");
+}
+
+// Values that would change the structure of a text-substituted manifest
+// (the seed's envsubst) stay inside their string scalar here.
+TEST(TemplateTest, NoValueChangesTheManifestStructure) {
+  JobTemplate t = MustParse(kTemplate);
+  const std::set<std::string> expected = Pointers(t.manifest());
+  const std::vector<std::string> nasty = {
+      "it's \"quoted\" 'single'",
+      "line1\nline2\n  indented: yes\n- item",
+      "$(rm -rf /) `id` $((1+1))",
+      "key: value",
+      "# comment",
+      "- dash",
+      "{a: 1, b: [2]}",
+      "{}",
+      "[]",
+      "[1, 2, {x: y}]",
+      "&anchor value",
+      "*alias",
+      "!!tag value",
+      "!!map {}",
+      "---\nkind: Pod\n---",
+      "...",
+      "| block\n  scalar",
+      "> folded",
+      "\"unbalanced",
+      "'unbalanced",
+      "%YAML 1.2",
+      "@at `back`",
+      "tab\there",
+      "null",
+      "true",
+      "123",
+      "~",
+      "",
+      "\\u0000 \\\" backslashes \\",
+      std::string("nul\0byte", 8),
+      "unicode: h\xC3\xA9llo \xF0\x9F\x8C\x8D",
+      std::string(2 * 1024 * 1024, 'x'),
+      std::string(100000, '\n') + ": -",
+  };
+  for (const auto& value : nasty) {
+    SCOPED_TRACE(::testing::Message() << "value (first 40 bytes): "
+                                    << value.substr(0, 40));
+    json job = MustRender(t, BodyWithMsg(value));
+    EXPECT_EQ(Pointers(job), expected);
+    const json& c = job["spec"]["template"]["spec"]["containers"][0];
+    // The value arrives verbatim, as a string, wherever it was placed.
+    EXPECT_EQ(c["args"][0], json(value));
+    EXPECT_EQ(c["args"][1], json("prefix-" + value + "-suffix"));
+    EXPECT_EQ(c["env"][0]["value"], json(value));
+    EXPECT_EQ(c["command"][2], json("echo " + value + "; echo $(HOME)"));
+    EXPECT_EQ(job["kind"], "Job");
+    EXPECT_EQ(job["spec"]["backoffLimit"], json(2));
+  }
+}
+
+TEST(TemplateTest, StructureUnchangedForWholeTemplateWithStringValues) {
+  // Every variable a nasty string: the typed slots become strings, but no
+  // node appears or disappears.
+  JobTemplate t = MustParse(kTemplate);
+  json body = {{"msg", "a: b\n- c"}, {"team", "{x: 1}"}, {"retries", "[1]"},
+               {"deadline", "---"}};
+  json job = MustRender(t, body);
+  EXPECT_EQ(Pointers(job), Pointers(t.manifest()));
+  EXPECT_EQ(job["spec"]["backoffLimit"], json("[1]"));
+  EXPECT_EQ(job["spec"]["activeDeadlineSeconds"], json("---"));
+}
+
+TEST(TemplateTest, RejectsTemplatesWithClearMessages) {
+  struct Case {
+    const char* text;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"- a\n- b\n", "must be a mapping"},
+      {"just a string", "must be a mapping"},
+      {"kind: Pod\nspec: {template: {spec: {containers: [{name: c}]}}}\n",
+       "kind must be Job"},
+      {"apiVersion: batch/v1\nspec: {}\n", "kind must be Job"},
+      {"kind: Job\nspec: {template: {spec: {}}}\n", "containers"},
+      {"kind: Job\nspec: {template: {spec: {containers: []}}}\n", "containers"},
+      {"kind: Job\n", "containers"},
+      {"kind: Job\nspec: [unclosed\n", "not valid YAML"},
+      {"{\"kind\": \"Job\",", "not valid YAML"},
+      {"kind: Job\nmetadata: {generateName: $prefix}\n"
+       "spec: {template: {spec: {containers: [{name: c}]}}}\n",
+       "placeholders"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    auto t = JobTemplate::Parse(c.text, "bad.yaml");
+    ASSERT_FALSE(t.ok());
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(t.status().message().find(c.expect), std::string::npos)
+        << t.status().message();
+    EXPECT_NE(t.status().message().find("bad.yaml"), std::string::npos)
+        << t.status().message();
+  }
+}
+
+TEST(TemplateTest, LoadOfMissingFileIsNotFound) {
+  auto t = JobTemplate::Load("/nonexistent/dir/job.yaml");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(t.status().message().find("/nonexistent/dir/job.yaml"),
+            std::string::npos);
+}
+
+TEST(TemplateTest, NamePrefix) {
+  EXPECT_EQ(MustParse(kTemplate).name_prefix(), "demo-");
+  JobTemplate named = MustParse(
+      "kind: Job\nmetadata: {name: My_Job}\n"
+      "spec: {template: {spec: {containers: [{name: c}]}}}\n");
+  EXPECT_EQ(named.name_prefix(), "my-job-");
+  JobTemplate none =
+      MustParse("kind: Job\nspec: {template: {spec: {containers: [{name: c}]}}}\n");
+  EXPECT_EQ(none.name_prefix(), "job-");
+  // The name fields are not part of the rendered manifest.
+  EXPECT_FALSE(named.manifest()["metadata"].contains("name"));
+}
+
+bool IsDns1123Label(const std::string& s) {
+  static const std::regex kLabel("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  return s.size() <= 63 && std::regex_match(s, kLabel);
+}
+
+bool IsLabelValue(const std::string& s) {
+  static const std::regex kValue("([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?");
+  return s.size() <= 63 && std::regex_match(s, kValue);
+}
+
+TEST(TemplateTest, RenderForMessageSetsNameLabelsAndAnnotations) {
+  JobTemplate t = MustParse(kTemplate);
+  Message m;
+  m.id = "0b7c1d1e-8a57-4a8e-9a57-5c8b1f0e2d3c";
+  // Whitespace, key order and unicode must survive verbatim.
+  m.body = "{ \"msg\" :  \"h\xC3\xA9llo \xF0\x9F\x8C\x8D\\n\",\n\t\"team\": \"x\", "
+           "\"retries\": 1, \"deadline\": 5 }  ";
+  m.receive_count = 3;
+  auto r = t.RenderForMessage(m, "tasks");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const json& md = (*r)["metadata"];
+  EXPECT_EQ(md["name"], JobNameFor("demo-", "tasks", m.id));
+  EXPECT_TRUE(IsDns1123Label(md["name"].get<std::string>()));
+  EXPECT_EQ(md["labels"][std::string(kManagedByLabel)], "cruncher");
+  EXPECT_EQ(md["labels"][std::string(kQueueLabel)], "tasks");
+  EXPECT_EQ(md["labels"]["team"], "x");  // the template's own labels stay
+  EXPECT_EQ(md["annotations"][std::string(kTaskAnnotation)], m.body);
+  EXPECT_EQ(md["annotations"][std::string(kMessageIdAnnotation)], m.id);
+  EXPECT_EQ(md["annotations"][std::string(kQueueAnnotation)], "tasks");
+  EXPECT_EQ(md["annotations"][std::string(kReceiveCountAnnotation)], "3");
+  EXPECT_EQ((*r)["apiVersion"], "batch/v1");
+  EXPECT_EQ((*r)["spec"]["template"]["spec"]["containers"][0]["args"][0],
+            "h\xC3\xA9llo \xF0\x9F\x8C\x8D\n");
+  auto job = Job::FromJson(*r);
+  ASSERT_TRUE(job.ok());
+  EXPECT_TRUE(job->managed_by_cruncher());
+  EXPECT_EQ(job->task(), m.body);
+}
+
+TEST(TemplateTest, RenderForMessageSanitizesTheQueueLabel) {
+  JobTemplate t = MustParse(kTemplate);
+  Message m{"id-1", BodyWithMsg("x").dump(), "h", 1, 0, 0, {}};
+  const std::string queues[] = {
+      "https://sqs.us-east-1.amazonaws.com/123456789012/my-queue",
+      std::string(100, 'q'),
+      "_weird.Queue-",
+      "-" + std::string(70, 'a') + "-",
+      "a/b:c d",
+  };
+  for (const auto& q : queues) {
+    SCOPED_TRACE(q);
+    auto r = t.RenderForMessage(m, q);
+    ASSERT_TRUE(r.ok());
+    std::string label = (*r)["metadata"]["labels"][std::string(kQueueLabel)];
+    EXPECT_TRUE(IsLabelValue(label)) << label;
+    EXPECT_FALSE(label.empty());
+    EXPECT_LE(label.size(), 63u);
+    // The annotation keeps the full queue name.
+    EXPECT_EQ((*r)["metadata"]["annotations"][std::string(kQueueAnnotation)], q);
+    EXPECT_TRUE(IsDns1123Label((*r)["metadata"]["name"].get<std::string>()));
+  }
+}
+
+TEST(TemplateTest, RenderForMessageRejectsBadBodies) {
+  JobTemplate t = MustParse(kTemplate);
+  for (const char* body : {"not json", "[1,2]", "\"text\"", "42", "", "{\"msg\":"}) {
+    SCOPED_TRACE(body);
+    Message m{"id", body, "h", 1, 0, 0, {}};
+    auto r = t.RenderForMessage(m, "q");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  }
+  Message missing{"id", "{\"msg\": \"x\"}", "h", 1, 0, 0, {}};
+  auto r = t.RenderForMessage(missing, "q");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("team"), std::string::npos);
+}
+
+TEST(TemplateTest, RenderingDoesNotChangeTheTemplate) {
+  JobTemplate t = MustParse(kTemplate);
+  json before = t.manifest();
+  (void)MustRender(t, BodyWithMsg("a"));
+  EXPECT_EQ(t.manifest(), before);
+}
+
+}  // namespace
+}  // namespace cruncher

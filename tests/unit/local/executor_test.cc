@@ -1,0 +1,411 @@
+#include "local/executor.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "fakes/job_store_util.h"
+#include "fakes/test_util.h"
+#include "local/job_store.h"
+
+extern char** environ;
+
+namespace cruncher::local {
+namespace {
+
+using cruncher::testing::ReadFile;
+using cruncher::testing::RecordFinished;
+using cruncher::testing::RecordStarted;
+using cruncher::testing::TempDir;
+using cruncher::testing::WaitFor;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::steady_clock;
+
+json Manifest(const std::string& name, json command, json spec_extra = json::object(),
+              json env = json()) {
+  json container = {{"name", "c"}, {"image", "busybox"}, {"command", command}};
+  if (!env.is_null()) container["env"] = env;
+  json job = {
+      {"apiVersion", "batch/v1"},
+      {"kind", "Job"},
+      {"metadata",
+       {{"name", name},
+        {"labels", {{"app.kubernetes.io/managed-by", "cruncher"}}}}},
+      {"spec",
+       {{"template",
+         {{"spec", {{"restartPolicy", "Never"}, {"containers", {container}}}}}}}}};
+  for (auto& [k, v] : spec_extra.items()) job["spec"][k] = v;
+  return job;
+}
+
+// True if `pid` is gone or a zombie (its parent died and pid 1 has not
+// reaped it yet): either way it no longer runs.
+bool ProcessGone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return true;
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  size_t paren = text.rfind(')');
+  return paren != std::string::npos && paren + 2 < text.size() &&
+         (text[paren + 2] == 'Z' || text[paren + 2] == 'X');
+}
+
+pid_t ReadPid(const std::string& path) {
+  std::string text = ReadFile(path);
+  return text.empty() ? -1 : static_cast<pid_t>(std::stol(text));
+}
+
+constexpr ExecutorOptions kFast{.slots = 4, .backoff_scale = 0.001, .kill_grace = 200};
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = LocalJobStore::Open(dir_.path(), Durability::kNormal);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+
+  void StartExecutor(ExecutorOptions options = kFast) {
+    executor_ = std::make_unique<LocalExecutor>(*store_, options);
+    ASSERT_TRUE(executor_->Start().ok());
+  }
+
+  void Create(const json& manifest) {
+    Status s = store_->Create(manifest);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  // Waits (generously) until the Job is finished; returns it.
+  Job WaitFinished(const std::string& name, seconds timeout = seconds(20)) {
+    Job last;
+    bool done = WaitFor(
+        [&] {
+          auto job = store_->Get(name);
+          if (!job.ok()) return false;
+          last = *job;
+          return job->finished();
+        },
+        timeout);
+    EXPECT_TRUE(done) << name << " did not finish: " << last.json().dump();
+    return last;
+  }
+
+  bool WaitState(const std::string& name, JobState state,
+                 seconds timeout = seconds(20)) {
+    return WaitFor(
+        [&] {
+          auto job = store_->Get(name);
+          return job.ok() && job->state() == state;
+        },
+        timeout);
+  }
+
+  std::vector<AttemptLog> Logs(const std::string& name) {
+    auto logs = store_->Logs(name);
+    EXPECT_TRUE(logs.ok()) << logs.status().ToString();
+    return logs.ok() ? *logs : std::vector<AttemptLog>{};
+  }
+
+  TempDir dir_;
+  std::unique_ptr<LocalJobStore> store_;
+  std::unique_ptr<LocalExecutor> executor_;  // destroyed before the store
+
+  void TearDown() override { executor_.reset(); }
+};
+
+TEST_F(ExecutorTest, SuccessfulJobCompletes) {
+  StartExecutor();
+  Create(Manifest("ok", {"true"}));
+  Job job = WaitFinished("ok");
+  EXPECT_EQ(job.state(), JobState::kComplete);
+  EXPECT_EQ(job.succeeded(), 1);
+  EXPECT_EQ(job.failed(), 0);
+  EXPECT_GT(job.completed_at(), 0);
+  ASSERT_TRUE(job.json()["status"].contains("startTime"));
+  auto logs = Logs("ok");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_NE(logs[0].attempt.find("exit code 0"), std::string::npos) << logs[0].attempt;
+}
+
+TEST_F(ExecutorTest, FailingJobRetriesThenFailsWithBackoffLimitExceeded) {
+  StartExecutor();
+  Create(Manifest("flaky", {"sh", "-c", "echo out; echo err >&2; exit 3"},
+                  {{"backoffLimit", 2}}));
+  Job job = WaitFinished("flaky");
+  EXPECT_EQ(job.state(), JobState::kFailed);
+  EXPECT_EQ(job.failed(), 3);  // backoffLimit + 1
+  EXPECT_EQ(job.succeeded(), 0);
+  ASSERT_TRUE(job.terminal_condition().has_value());
+  EXPECT_EQ(job.terminal_condition()->reason, "BackoffLimitExceeded");
+  auto logs = Logs("flaky");
+  ASSERT_EQ(logs.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(logs[i].attempt.rfind("attempt-" + std::to_string(i + 1), 0), 0u)
+        << logs[i].attempt;
+    EXPECT_NE(logs[i].attempt.find("exit code 3"), std::string::npos);
+    EXPECT_EQ(logs[i].output, "out\nerr\n");
+    EXPECT_TRUE(std::filesystem::exists(store_->LogPath("flaky", i + 1)));
+  }
+}
+
+TEST_F(ExecutorTest, FalseWithNoRetries) {
+  StartExecutor();
+  Create(Manifest("no", {"false"}, {{"backoffLimit", 0}}));
+  Job job = WaitFinished("no");
+  EXPECT_EQ(job.state(), JobState::kFailed);
+  EXPECT_EQ(job.failed(), 1);
+  EXPECT_EQ(Logs("no").size(), 1u);
+}
+
+TEST_F(ExecutorTest, EnvironmentAndEnvReferences) {
+  StartExecutor();
+  Create(Manifest(
+      "env",
+      {"sh", "-c",
+       "echo \"env=$GREETING arg=$1 job=$CRUNCHER_JOB_NAME attempt=$CRUNCHER_ATTEMPT\"",
+       "sh", "$(NAME)", "$$(NAME)"},
+      json::object(),
+      {{{"name", "NAME"}, {"value", "world"}},
+       {{"name", "GREETING"}, {"value", "hello $(NAME)"}}}));
+  Job job = WaitFinished("env");
+  EXPECT_EQ(job.state(), JobState::kComplete);
+  auto logs = Logs("env");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_EQ(logs[0].output, "env=hello world arg=world job=env attempt=1\n");
+}
+
+TEST_F(ExecutorTest, LiteralEnvReferenceIsPassedThrough) {
+  StartExecutor();
+  Create(Manifest("lit", {"echo", "$$(NAME)", "$(UNSET)"}, json::object(),
+                  {{{"name", "NAME"}, {"value", "x"}}}));
+  WaitFinished("lit");
+  EXPECT_EQ(Logs("lit").at(0).output, "$(NAME) $(UNSET)\n");
+}
+
+TEST_F(ExecutorTest, CommandNotFoundFailsWithTheReasonInTheLog) {
+  StartExecutor();
+  Create(Manifest("missing", {"cruncher-no-such-command-xyz", "arg"},
+                  {{"backoffLimit", 1}}));
+  Job job = WaitFinished("missing");
+  EXPECT_EQ(job.state(), JobState::kFailed);
+  EXPECT_EQ(job.failed(), 2);
+  auto logs = Logs("missing");
+  ASSERT_EQ(logs.size(), 2u);
+  for (const auto& log : logs) {
+    EXPECT_NE(log.attempt.find("exit code 127"), std::string::npos) << log.attempt;
+    EXPECT_NE(log.output.find("cruncher-no-such-command-xyz"), std::string::npos)
+        << log.output;
+    EXPECT_NE(log.output.find("not found"), std::string::npos) << log.output;
+  }
+}
+
+TEST_F(ExecutorTest, NotExecutableFileFailsWithTheReasonInTheLog) {
+  std::string script = dir_.path() + "/not-executable.sh";
+  std::ofstream(script) << "#!/bin/sh\necho hi\n";
+  StartExecutor();
+  Create(Manifest("noexec", {script}, {{"backoffLimit", 0}}));
+  Job job = WaitFinished("noexec");
+  EXPECT_EQ(job.state(), JobState::kFailed);
+  auto logs = Logs("noexec");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_NE(logs[0].output.find("not-executable.sh"), std::string::npos)
+      << logs[0].output;
+}
+
+TEST_F(ExecutorTest, ActiveDeadlineKillsTheAttempt) {
+  StartExecutor();
+  auto start = steady_clock::now();
+  Create(Manifest("slow", {"sleep", "30"},
+                  {{"activeDeadlineSeconds", 1}, {"backoffLimit", 6}}));
+  Job job = WaitFinished("slow");
+  auto elapsed = steady_clock::now() - start;
+  EXPECT_EQ(job.state(), JobState::kFailed);
+  ASSERT_TRUE(job.terminal_condition().has_value());
+  EXPECT_EQ(job.terminal_condition()->reason, "DeadlineExceeded");
+  EXPECT_EQ(job.failed(), 1);  // no retry after the deadline
+  EXPECT_LT(elapsed, seconds(10));
+  auto logs = Logs("slow");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_NE(logs[0].attempt.find("DeadlineExceeded"), std::string::npos)
+      << logs[0].attempt;
+  EXPECT_EQ(executor_->running(), 0);
+}
+
+TEST_F(ExecutorTest, DeadlineKillsProcessesThatIgnoreSigterm) {
+  StartExecutor();
+  auto start = steady_clock::now();
+  Create(Manifest("stubborn", {"sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"},
+                  {{"activeDeadlineSeconds", 1}}));
+  Job job = WaitFinished("stubborn");
+  EXPECT_EQ(job.terminal_condition()->reason, "DeadlineExceeded");
+  EXPECT_LT(steady_clock::now() - start, seconds(10));
+}
+
+TEST_F(ExecutorTest, SlotsLimitConcurrency) {
+  StartExecutor({.slots = 3, .backoff_scale = 0.001, .kill_grace = 200});
+  auto start = steady_clock::now();
+  for (int i = 0; i < 10; ++i) {
+    Create(Manifest("sleep-" + std::to_string(i), {"sleep", "0.3"}));
+  }
+  int max_running = 0;
+  bool all_done = WaitFor(
+      [&] {
+        max_running = std::max(max_running, executor_->running());
+        auto n = store_->CountUnfinished();
+        return n.ok() && *n == 0;
+      },
+      seconds(30));
+  auto elapsed = steady_clock::now() - start;
+  ASSERT_TRUE(all_done);
+  EXPECT_LE(max_running, 3);
+  EXPECT_GE(max_running, 1);
+  // Ten 0.3 s jobs three at a time take at least four rounds.
+  EXPECT_GE(elapsed, milliseconds(1'150));
+  auto jobs = store_->List();
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 10u);
+  for (const auto& job : *jobs) EXPECT_EQ(job.state(), JobState::kComplete);
+}
+
+TEST_F(ExecutorTest, DeletingARunningJobStopsItsProcess) {
+  StartExecutor();
+  std::string pidfile = dir_.path() + "/pid";
+  // "$$$$": like the kubelet, the executor reduces $$ to $, so the shell
+  // sees "echo $$".
+  Create(Manifest("victim", {"sh", "-c", "echo $$$$ > " + pidfile + "; exec sleep 30"}));
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(pidfile).size() > 1; }));
+  ASSERT_TRUE(WaitState("victim", JobState::kRunning));
+  pid_t pid = ReadPid(pidfile);
+  ASSERT_GT(pid, 0);
+  EXPECT_FALSE(ProcessGone(pid));
+  ASSERT_TRUE(store_->Delete("victim").ok());
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(pid); }, seconds(10)))
+      << "the deleted Job's process is still running";
+  EXPECT_TRUE(WaitFor([&] { return executor_->running() == 0; }, seconds(10)));
+  EXPECT_EQ(store_->Get("victim").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ExecutorTest, TtlZeroDeletesTheFinishedJob) {
+  StartExecutor();
+  Create(Manifest("short-lived", {"true"}, {{"ttlSecondsAfterFinished", 0}}));
+  EXPECT_TRUE(WaitFor(
+      [&] { return store_->Get("short-lived").status().code() == StatusCode::kNotFound; },
+      seconds(15)));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/logs/short-lived"));
+}
+
+TEST_F(ExecutorTest, StopRecordsRunningAttemptsAsInterruptedAndStartReruns) {
+  StartExecutor();
+  Create(Manifest("long", {"sleep", "30"}));
+  ASSERT_TRUE(WaitState("long", JobState::kRunning));
+  executor_->Stop();
+  auto job = store_->Get("long");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), JobState::kPending);
+  EXPECT_EQ(job->failed(), 0);
+  auto logs = Logs("long");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_NE(logs[0].attempt.find("ExecutorRestarted"), std::string::npos);
+  StartExecutor();
+  ASSERT_TRUE(WaitFor([&] { return Logs("long").size() == 2; }));
+  ASSERT_TRUE(WaitState("long", JobState::kRunning));
+  EXPECT_EQ(store_->Get("long")->failed(), 0);
+}
+
+// A crash leaves running=1 behind with no process: simulated here by
+// recording the start through a second connection, as a dead executor would
+// have.
+TEST_F(ExecutorTest, RestartRecoversAnAttemptLeftRunning) {
+  Create(Manifest("crashed", {"sh", "-c", "echo attempt $CRUNCHER_ATTEMPT"}));
+  {
+    auto other = LocalJobStore::Open(dir_.path(), Durability::kNormal);
+    ASSERT_TRUE(other.ok());
+    ASSERT_TRUE(RecordStarted(**other, {{"crashed", 1}},
+                                        SystemClock::Get().NowMillis())
+                    .ok());
+  }
+  ASSERT_EQ(store_->Get("crashed")->state(), JobState::kRunning);
+  StartExecutor();
+  Job job = WaitFinished("crashed");
+  EXPECT_EQ(job.state(), JobState::kComplete);
+  EXPECT_EQ(job.failed(), 0);  // the interrupted attempt does not count
+  auto logs = Logs("crashed");
+  ASSERT_EQ(logs.size(), 2u);
+  EXPECT_NE(logs[0].attempt.find("ExecutorRestarted"), std::string::npos)
+      << logs[0].attempt;
+  EXPECT_EQ(logs[1].output, "attempt 2\n");
+}
+
+// The executor runs in another process that is killed with SIGKILL: its
+// attempt dies with it (parent-death signal), and the next executor records
+// the attempt as interrupted and runs it again.
+TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
+  std::string pidfile = dir_.path() + "/attempt.pid";
+  Create(Manifest("survivor",
+                  {"sh", "-c",
+                   "echo $$$$ > " + pidfile + "; echo attempt $CRUNCHER_ATTEMPT; exec sleep 30"}));
+  std::vector<std::string> args = {CRUNCHER_EXECUTOR_HELPER, dir_.path()};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t helper = -1;
+  ASSERT_EQ(::posix_spawn(&helper, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+  bool running = WaitFor([&] {
+    auto job = store_->Get("survivor");
+    return job.ok() && job->state() == JobState::kRunning && ReadFile(pidfile).size() > 1;
+  });
+  if (!running) {
+    ::kill(helper, SIGKILL);
+    ::waitpid(helper, nullptr, 0);
+    FAIL() << "the helper executor did not start the job";
+  }
+  pid_t attempt_pid = ReadPid(pidfile);
+  ASSERT_GT(attempt_pid, 0);
+  EXPECT_FALSE(ProcessGone(attempt_pid));
+  ASSERT_EQ(::kill(helper, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(helper, &status, 0), helper);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(attempt_pid); }, seconds(10)))
+      << "the attempt outlived its executor (PR_SET_PDEATHSIG)";
+
+  // Nobody recorded the end of attempt 1.
+  ASSERT_EQ(store_->Get("survivor")->state(), JobState::kRunning);
+  ASSERT_TRUE(std::filesystem::remove(pidfile));
+  StartExecutor();
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(pidfile).size() > 1; }));
+  auto logs = Logs("survivor");
+  ASSERT_EQ(logs.size(), 2u);
+  EXPECT_NE(logs[0].attempt.find("ExecutorRestarted"), std::string::npos)
+      << logs[0].attempt;
+  EXPECT_TRUE(WaitFor([&] { return Logs("survivor").at(1).output == "attempt 2\n"; }));
+  auto job = store_->Get("survivor");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->failed(), 0);
+  EXPECT_NE(ReadPid(pidfile), attempt_pid);
+  pid_t second_pid = ReadPid(pidfile);
+  executor_->Stop();  // kills the second attempt
+  EXPECT_TRUE(ProcessGone(second_pid) ||
+              WaitFor([&] { return ProcessGone(second_pid); }, seconds(5)));
+}
+
+TEST_F(ExecutorTest, InvalidOptions) {
+  LocalExecutor executor(*store_, {.slots = 0});
+  EXPECT_EQ(executor.Start().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cruncher::local
