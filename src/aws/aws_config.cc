@@ -165,9 +165,10 @@ std::optional<std::string> ConfiguredEndpoint(
     std::string_view service, std::string_view explicit_endpoint) {
   if (!explicit_endpoint.empty()) return std::string(explicit_endpoint);
   std::string upper(service);
-  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) {
-    return static_cast<char>(c == '-' || c == ' ' ? '_' : std::toupper(c));
-  });
+  std::transform(
+      upper.begin(), upper.end(), upper.begin(), [](unsigned char c) {
+        return static_cast<char>(c == '-' || c == ' ' ? '_' : std::toupper(c));
+      });
   if (auto e = GetEnv(env, "AWS_ENDPOINT_URL_" + upper)) return e;
   if (auto e = GetEnv(env, "AWS_ENDPOINT_URL")) return e;
   return config.Get(profile, "endpoint_url");

@@ -65,11 +65,9 @@ std::string ResolveRegion(const EnvVars& env, const SharedConfig& config,
 // The endpoint of `service` ("sqs", "sts"): `explicit_endpoint` if set, else
 // AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the profile's
 // `endpoint_url`; nullopt when none is configured (use the AWS default).
-std::optional<std::string> ConfiguredEndpoint(const EnvVars& env,
-                                              const SharedConfig& config,
-                                              const std::string& profile,
-                                              std::string_view service,
-                                              std::string_view explicit_endpoint);
+std::optional<std::string> ConfiguredEndpoint(
+    const EnvVars& env, const SharedConfig& config, const std::string& profile,
+    std::string_view service, std::string_view explicit_endpoint);
 
 // "https://<service>.<region>.amazonaws.com" (".amazonaws.com.cn" in China).
 std::string DefaultEndpoint(std::string_view service, std::string_view region);

@@ -36,7 +36,8 @@ Result<AwsCredentials> ParseCredentialsJson(const std::string& body,
     creds.session_token = JsonString(j, "SessionToken");
   }
   if (creds.access_key_id.empty() || creds.secret_access_key.empty()) {
-    return InvalidArgument(source + ": response lacks AccessKeyId or "
+    return InvalidArgument(source +
+                           ": response lacks AccessKeyId or "
                            "SecretAccessKey");
   }
   std::string expiration = JsonString(j, "Expiration");
@@ -65,8 +66,8 @@ struct ChainContext {
 std::shared_ptr<CredentialsProvider> WebIdentityProvider(
     std::shared_ptr<StsClient> sts, std::string role_arn,
     std::string token_file, std::string session_name) {
-  std::string description = "web identity (role " + role_arn +
-                            ", token file " + token_file + ")";
+  std::string description =
+      "web identity (role " + role_arn + ", token file " + token_file + ")";
   auto fetch = [sts, role_arn, token_file, session_name,
                 description](Millis now) -> Result<AwsCredentials> {
     // Re-read on every refresh: the kubelet rotates projected tokens.
@@ -84,9 +85,9 @@ std::shared_ptr<CredentialsProvider> WebIdentityProvider(
                                                          std::move(fetch));
 }
 
-std::optional<AwsCredentials> StaticKeys(const std::map<std::string, Profile>& file,
-                                         const std::string& profile,
-                                         const std::string& source) {
+std::optional<AwsCredentials> StaticKeys(
+    const std::map<std::string, Profile>& file, const std::string& profile,
+    const std::string& source) {
   auto p = file.find(profile);
   if (p == file.end()) return std::nullopt;
   auto get = [&](const char* key) {
@@ -137,19 +138,21 @@ Result<std::shared_ptr<CredentialsProvider>> ProfileProvider(
       // A profile may assume a role with its own static keys.
       auto keys = StaticKeys(config.credentials, profile, where);
       if (!keys) keys = StaticKeys(config.config, profile, where);
-      if (!keys) return InvalidArgument(where + ": source_profile is itself "
-                                        "but it has no static keys");
+      if (!keys)
+        return InvalidArgument(where +
+                               ": source_profile is itself "
+                               "but it has no static keys");
       source = std::make_shared<StaticCredentialsProvider>(*keys);
     } else {
       if (!config.HasProfile(*source_profile)) {
-        return InvalidArgument(where + ": source_profile \"" +
-                               *source_profile + "\" does not exist");
+        return InvalidArgument(where + ": source_profile \"" + *source_profile +
+                               "\" does not exist");
       }
       CRUNCHER_ASSIGN_OR_RETURN(source,
                                 ProfileProvider(ctx, *source_profile, visited));
       if (!source) {
-        return InvalidArgument(where + ": source_profile \"" +
-                               *source_profile + "\" has no credentials");
+        return InvalidArgument(where + ": source_profile \"" + *source_profile +
+                               "\" has no credentials");
       }
     }
     std::optional<std::string> external_id = config.Get(profile, "external_id");
@@ -163,8 +166,8 @@ Result<std::shared_ptr<CredentialsProvider>> ProfileProvider(
     }
     std::string description = "assume role " + *role_arn + " from " + where;
     auto sts = ctx.sts;
-    auto fetch = [sts, source, role = *role_arn, session, external_id,
-                  duration, description](Millis now) -> Result<AwsCredentials> {
+    auto fetch = [sts, source, role = *role_arn, session, external_id, duration,
+                  description](Millis now) -> Result<AwsCredentials> {
       Result<AwsCredentials> src = source->GetCredentials(now);
       if (!src.ok()) return src.status().WithContext(description);
       std::string name =
@@ -231,10 +234,10 @@ std::shared_ptr<CredentialsProvider> ContainerProvider(
     HttpOutcome outcome = transport->Send(request);
     if (!outcome.status.ok()) return outcome.status.WithContext(description);
     if (outcome.response.status != 200) {
-      return Status(outcome.response.status >= 500 ? StatusCode::kUnavailable
-                                                   : StatusCode::kFailedPrecondition,
-                    description + ": HTTP " +
-                        std::to_string(outcome.response.status));
+      return Status(
+          outcome.response.status >= 500 ? StatusCode::kUnavailable
+                                         : StatusCode::kFailedPrecondition,
+          description + ": HTTP " + std::to_string(outcome.response.status));
     }
     return ParseCredentialsJson(outcome.response.body, description);
   };
@@ -386,18 +389,20 @@ Result<std::shared_ptr<CredentialsProvider>> DefaultCredentialsChain(
   std::string region = ResolveRegion(env, config, profile, options.region);
   std::string sts_endpoint =
       ConfiguredEndpoint(env, config, profile, "sts", "")
-          .value_or(DefaultEndpoint("sts", region.empty() ? "us-east-1" : region));
-  ChainContext ctx{config,
-                   std::make_shared<StsClient>(
-                       sts_endpoint, region.empty() ? "us-east-1" : region,
-                       options.transport)};
+          .value_or(
+              DefaultEndpoint("sts", region.empty() ? "us-east-1" : region));
+  ChainContext ctx{
+      config, std::make_shared<StsClient>(sts_endpoint,
+                                          region.empty() ? "us-east-1" : region,
+                                          options.transport)};
 
   // 2. Web identity from the environment.
   auto role_arn = GetEnv(env, "AWS_ROLE_ARN");
   auto token_file = GetEnv(env, "AWS_WEB_IDENTITY_TOKEN_FILE");
   if (role_arn && token_file) {
-    return WebIdentityProvider(ctx.sts, *role_arn, *token_file,
-                               GetEnv(env, "AWS_ROLE_SESSION_NAME").value_or(""));
+    return WebIdentityProvider(
+        ctx.sts, *role_arn, *token_file,
+        GetEnv(env, "AWS_ROLE_SESSION_NAME").value_or(""));
   }
 
   // 3. The profile.
@@ -423,10 +428,11 @@ Result<std::shared_ptr<CredentialsProvider>> DefaultCredentialsChain(
                       "\" (" + config.config_path + ", " +
                       config.credentials_path + "), container endpoint";
   auto disabled = GetEnv(env, "AWS_EC2_METADATA_DISABLED");
-  if (disabled && (*disabled == "true" || *disabled == "TRUE" ||
-                   *disabled == "True")) {
-    return NotFound("no AWS credentials found; tried " + tried +
-                    " (instance metadata disabled by AWS_EC2_METADATA_DISABLED)");
+  if (disabled &&
+      (*disabled == "true" || *disabled == "TRUE" || *disabled == "True")) {
+    return NotFound(
+        "no AWS credentials found; tried " + tried +
+        " (instance metadata disabled by AWS_EC2_METADATA_DISABLED)");
   }
   return ImdsProvider(env, options.transport, options.imds_timeout_ms, tried);
 }

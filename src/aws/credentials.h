@@ -1,6 +1,7 @@
 // AWS credentials and the chain that finds them, in the SDKs' order:
 //
-//   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN]
+//   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [,
+//   AWS_SESSION_TOKEN]
 //   2. web identity: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE
 //      [+ AWS_ROLE_SESSION_NAME] -> STS AssumeRoleWithWebIdentity (the token
 //      file is re-read on every refresh, as Kubernetes rotates it)
@@ -43,7 +44,7 @@ class HttpTransport;
 struct AwsCredentials {
   std::string access_key_id;
   std::string secret_access_key;
-  std::string session_token;      // empty for long-term keys
+  std::string session_token;         // empty for long-term keys
   std::optional<Millis> expiration;  // nullopt: does not expire
   std::string source;  // where they came from ("env", "profile dev", ...)
 };

@@ -25,8 +25,7 @@ std::string Trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-std::size_t WriteBody(char* data, std::size_t size, std::size_t n,
-                      void* user) {
+std::size_t WriteBody(char* data, std::size_t size, std::size_t n, void* user) {
   static_cast<HttpResponse*>(user)->body.append(data, size * n);
   return size * n;
 }

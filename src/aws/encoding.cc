@@ -40,8 +40,8 @@ std::string Url::Origin() const {
 std::string Url::HostHeader() const {
   std::string out =
       host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  bool default_port = (scheme == "http" && port == 80) ||
-                      (scheme == "https" && port == 443);
+  bool default_port =
+      (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
   if (port && !default_port) out += ":" + std::to_string(*port);
   return out;
 }
@@ -55,7 +55,8 @@ Result<Url> ParseUrl(std::string_view url) {
   std::size_t colon = url.find("://");
   if (colon == std::string_view::npos) return bad("no scheme");
   for (char c : url.substr(0, colon)) {
-    out.scheme += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.scheme +=
+        static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   if (out.scheme != "http" && out.scheme != "https") {
     return bad("scheme must be http or https");
@@ -161,8 +162,8 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-       digest, &len);
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest,
+       &len);
   return std::string(reinterpret_cast<char*>(digest), len);
 }
 

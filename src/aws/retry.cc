@@ -32,8 +32,8 @@ ErrorClass ClassifyError(long http_status, std::string_view code,
   if (IsThrottlingCode(code) || http_status == 429) {
     return ErrorClass::kThrottling;
   }
-  if (In(code, {"RequestTimeTooSkewed", "RequestExpired",
-                "RequestInTheFuture"}) ||
+  if (In(code,
+         {"RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"}) ||
       (In(code, {"InvalidSignatureException", "SignatureDoesNotMatch",
                  "AuthFailure"}) &&
        (Contains(message, "Signature expired") ||
@@ -52,10 +52,9 @@ ErrorClass ClassifyError(long http_status, std::string_view code,
 
 Millis BackoffDelay(const RetryPolicy& policy, int retry, double jitter) {
   const int exponent = std::clamp(retry - 1, 0, 40);
-  const double ceiling =
-      std::min(static_cast<double>(policy.max_backoff_ms),
-               static_cast<double>(policy.base_delay_ms) *
-                   std::ldexp(1.0, exponent));
+  const double ceiling = std::min(
+      static_cast<double>(policy.max_backoff_ms),
+      static_cast<double>(policy.base_delay_ms) * std::ldexp(1.0, exponent));
   return static_cast<Millis>(std::clamp(jitter, 0.0, 1.0) * ceiling);
 }
 
@@ -70,22 +69,32 @@ StatusCode StatusCodeForError(long http_status, std::string_view code) {
     return StatusCode::kAlreadyExists;
   }
   if (IsThrottlingCode(code) || http_status == 429 ||
-      In(code, {"OverLimit", "AWS.SimpleQueueService.OverLimit",
-                "KmsThrottled"})) {
+      In(code,
+         {"OverLimit", "AWS.SimpleQueueService.OverLimit", "KmsThrottled"})) {
     return StatusCode::kThrottled;
   }
   if (http_status >= 500) return StatusCode::kUnavailable;
-  if (In(code, {"AccessDenied", "AccessDeniedException",
-                "InvalidClientTokenId", "UnrecognizedClientException",
-                "SignatureDoesNotMatch", "InvalidSignatureException",
-                "IncompleteSignature", "MissingAuthenticationToken",
-                "ExpiredToken", "ExpiredTokenException", "RequestExpired",
-                "RequestTimeTooSkewed", "MessageNotInflight",
-                "PurgeQueueInProgress", "QueueDeletedRecently",
+  if (In(code, {"AccessDenied",
+                "AccessDeniedException",
+                "InvalidClientTokenId",
+                "UnrecognizedClientException",
+                "SignatureDoesNotMatch",
+                "InvalidSignatureException",
+                "IncompleteSignature",
+                "MissingAuthenticationToken",
+                "ExpiredToken",
+                "ExpiredTokenException",
+                "RequestExpired",
+                "RequestTimeTooSkewed",
+                "MessageNotInflight",
+                "PurgeQueueInProgress",
+                "QueueDeletedRecently",
                 "AWS.SimpleQueueService.PurgeQueueInProgress",
                 "AWS.SimpleQueueService.QueueDeletedRecently",
-                "InvalidIdentityToken", "IDPRejectedClaim",
-                "IDPCommunicationError", "RegionDisabledException"})) {
+                "InvalidIdentityToken",
+                "IDPRejectedClaim",
+                "IDPCommunicationError",
+                "RegionDisabledException"})) {
     return StatusCode::kFailedPrecondition;
   }
   if (In(code, {"RequestTimeout", "RequestTimeoutException"})) {

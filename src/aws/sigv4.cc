@@ -16,9 +16,17 @@ constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 
 const std::set<std::string, std::less<>>& UnsignedHeaders() {
   static const std::set<std::string, std::less<>> names = {
-      "connection", "expect",  "keep-alive", "proxy-authenticate",
-      "proxy-authorization", "te", "trailer", "transfer-encoding",
-      "upgrade", "user-agent", "x-amzn-trace-id"};
+      "connection",
+      "expect",
+      "keep-alive",
+      "proxy-authenticate",
+      "proxy-authorization",
+      "te",
+      "trailer",
+      "transfer-encoding",
+      "upgrade",
+      "user-agent",
+      "x-amzn-trace-id"};
   return names;
 }
 
@@ -104,10 +112,9 @@ std::string CanonicalQuery(std::string_view query) {
 
 void RemoveHeader(HttpRequest& request, std::string_view lower_name) {
   auto& h = request.headers;
-  h.erase(std::remove_if(h.begin(), h.end(),
-                         [&](const auto& kv) {
-                           return Lower(kv.first) == lower_name;
-                         }),
+  h.erase(std::remove_if(
+              h.begin(), h.end(),
+              [&](const auto& kv) { return Lower(kv.first) == lower_name; }),
           h.end());
 }
 
@@ -162,13 +169,13 @@ Result<SigV4Parts> SignV4(HttpRequest& request, const AwsCredentials& creds,
   if (!payload_hash) payload_hash = Sha256Hex(request.body);
 
   std::string method = request.method;
-  std::transform(method.begin(), method.end(), method.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  parts.canonical_request = method + "\n" +
-                            PercentEncode(NormalizePath(url.path), "/") + "\n" +
-                            CanonicalQuery(url.query) + "\n" +
-                            canonical_headers + "\n" + parts.signed_headers +
-                            "\n" + *payload_hash;
+  std::transform(
+      method.begin(), method.end(), method.begin(),
+      [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  parts.canonical_request =
+      method + "\n" + PercentEncode(NormalizePath(url.path), "/") + "\n" +
+      CanonicalQuery(url.query) + "\n" + canonical_headers + "\n" +
+      parts.signed_headers + "\n" + *payload_hash;
 
   const std::string scope = day + "/" + std::string(region) + "/" +
                             std::string(service) + "/aws4_request";

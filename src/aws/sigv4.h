@@ -8,7 +8,10 @@
 // becomes %25); the query string is taken as written in the URL (it must
 // already be percent-encoded) and its pairs are sorted; every header is
 // signed except hop-by-hop ones and User-Agent, and Host is derived from the
-// URL when the request does not carry it.
+// URL when the request does not carry it. The payload hash is the SHA-256 of
+// the body unless the request carries X-Amz-Content-SHA256, whose value is
+// then signed as is. Checked against botocore's signer by
+// tests/aws/sigv4_botocore_compare.py.
 //
 // Thread-safety: pure functions.
 #ifndef CRUNCHER_AWS_SIGV4_H_

@@ -68,7 +68,8 @@ Result<Message> ParseMessage(const json& m) {
     return Internal("message without MessageId or ReceiptHandle");
   }
   if (auto a = m.find("Attributes"); a != m.end() && a->is_object()) {
-    out.receive_count = static_cast<int>(JsonInt(*a, "ApproximateReceiveCount"));
+    out.receive_count =
+        static_cast<int>(JsonInt(*a, "ApproximateReceiveCount"));
     out.sent_at = JsonInt(*a, "SentTimestamp");
     out.first_received_at = JsonInt(*a, "ApproximateFirstReceiveTimestamp");
   }
@@ -134,7 +135,8 @@ Result<QueueArn> ParseQueueArn(std::string_view arn) {
   }
   if (parts.size() != 5 || parts[0] != "arn" || parts[2] != "sqs" ||
       start >= arn.size()) {
-    return InvalidArgument("not an SQS queue ARN: \"" + std::string(arn) + "\"");
+    return InvalidArgument("not an SQS queue ARN: \"" + std::string(arn) +
+                           "\"");
   }
   return QueueArn{parts[1], parts[3], parts[4], std::string(arn.substr(start))};
 }
@@ -145,7 +147,8 @@ std::string RegionFromSqsHost(std::string_view host) {
     if (host.size() <= suffix.size() || !host.ends_with(suffix)) continue;
     std::string_view head = host.substr(0, host.size() - suffix.size());
     if (head.starts_with("sqs.")) return std::string(head.substr(4));
-    if (head.ends_with(".queue")) return std::string(head.substr(0, head.size() - 6));
+    if (head.ends_with(".queue"))
+      return std::string(head.substr(0, head.size() - 6));
   }
   return "";
 }
@@ -281,8 +284,8 @@ std::vector<Status> SqsClient::RunBatch(
         }
         return std::nullopt;
       };
-      if (auto s = response->find("Successful"); s != response->end() &&
-                                                  s->is_array()) {
+      if (auto s = response->find("Successful");
+          s != response->end() && s->is_array()) {
         for (const auto& e : *s) {
           auto i = index_of(e);
           if (!i) continue;
@@ -345,11 +348,11 @@ Result<std::vector<Message>> SqsClient::ReceiveMessage(
   };
   if (visibility_seconds) request["VisibilityTimeout"] = *visibility_seconds;
   CRUNCHER_ASSIGN_OR_RETURN(
-      json response,
-      Call("ReceiveMessage", request, queue_url,
-           wait_seconds * 1000L + config_.request_timeout_ms));
+      json response, Call("ReceiveMessage", request, queue_url,
+                          wait_seconds * 1000L + config_.request_timeout_ms));
   std::vector<Message> out;
-  if (auto m = response.find("Messages"); m != response.end() && m->is_array()) {
+  if (auto m = response.find("Messages");
+      m != response.end() && m->is_array()) {
     for (const auto& j : *m) {
       Result<Message> msg = ParseMessage(j);
       if (!msg.ok()) {
@@ -367,7 +370,8 @@ Result<std::string> SqsClient::SendMessage(const std::string& queue_url,
   if (!message.attributes.empty()) {
     request["MessageAttributes"] = AttributesJson(message.attributes);
   }
-  if (message.delay_seconds > 0) request["DelaySeconds"] = message.delay_seconds;
+  if (message.delay_seconds > 0)
+    request["DelaySeconds"] = message.delay_seconds;
   CRUNCHER_ASSIGN_OR_RETURN(
       json response,
       Call("SendMessage", request, queue_url, config_.request_timeout_ms));
@@ -379,7 +383,8 @@ Result<std::string> SqsClient::SendMessage(const std::string& queue_url,
 }
 
 std::vector<SendBatchEntryResult> SqsClient::SendMessageBatch(
-    const std::string& queue_url, const std::vector<OutgoingMessage>& messages) {
+    const std::string& queue_url,
+    const std::vector<OutgoingMessage>& messages) {
   std::vector<SendBatchEntryResult> results(messages.size());
   std::vector<json> entries(messages.size());
   std::vector<std::vector<std::size_t>> chunks;
@@ -389,10 +394,10 @@ std::vector<SendBatchEntryResult> SqsClient::SendMessageBatch(
     const OutgoingMessage& m = messages[i];
     const std::size_t size = PayloadSize(m);
     if (size > kMaxBatchPayloadBytes) {
-      results[i].status = InvalidArgument(
-          "sqs SendMessageBatch " + queue_url + ": message " +
-          std::to_string(i) + " is " + std::to_string(size) +
-          " bytes, over the 1 MiB limit");
+      results[i].status =
+          InvalidArgument("sqs SendMessageBatch " + queue_url + ": message " +
+                          std::to_string(i) + " is " + std::to_string(size) +
+                          " bytes, over the 1 MiB limit");
       continue;
     }
     entries[i] = {{"Id", std::to_string(i)}, {"MessageBody", m.body}};
@@ -408,11 +413,11 @@ std::vector<SendBatchEntryResult> SqsClient::SendMessageBatch(
     chunks.back().push_back(i);
     chunk_bytes += size;
   }
-  std::vector<Status> statuses = RunBatch(
-      "SendMessageBatch", queue_url, entries, chunks,
-      [&](std::size_t i, const json& e) {
-        results[i].message_id = JsonString(e, "MessageId");
-      });
+  std::vector<Status> statuses =
+      RunBatch("SendMessageBatch", queue_url, entries, chunks,
+               [&](std::size_t i, const json& e) {
+                 results[i].message_id = JsonString(e, "MessageId");
+               });
   for (const auto& chunk : chunks) {
     for (std::size_t i : chunk) results[i].status = statuses[i];
   }
@@ -459,9 +464,9 @@ std::vector<BatchEntryResult> SqsClient::ChangeMessageVisibilityBatch(
 Result<std::map<std::string, std::string>> SqsClient::GetQueueAttributes(
     const std::string& queue_url, const std::vector<std::string>& names) {
   json request = {{"QueueUrl", queue_url}, {"AttributeNames", names}};
-  CRUNCHER_ASSIGN_OR_RETURN(
-      json response, Call("GetQueueAttributes", request, queue_url,
-                          config_.request_timeout_ms));
+  CRUNCHER_ASSIGN_OR_RETURN(json response,
+                            Call("GetQueueAttributes", request, queue_url,
+                                 config_.request_timeout_ms));
   std::map<std::string, std::string> out;
   if (auto a = response.find("Attributes");
       a != response.end() && a->is_object()) {
@@ -474,10 +479,10 @@ Result<std::map<std::string, std::string>> SqsClient::GetQueueAttributes(
 
 Result<QueueDepth> SqsClient::GetQueueDepth(const std::string& queue_url) {
   CRUNCHER_ASSIGN_OR_RETURN(
-      auto attrs, GetQueueAttributes(queue_url,
-                                     {"ApproximateNumberOfMessages",
-                                      "ApproximateNumberOfMessagesNotVisible",
-                                      "ApproximateNumberOfMessagesDelayed"}));
+      auto attrs,
+      GetQueueAttributes(queue_url, {"ApproximateNumberOfMessages",
+                                     "ApproximateNumberOfMessagesNotVisible",
+                                     "ApproximateNumberOfMessagesDelayed"}));
   json j(attrs);
   QueueDepth depth;
   depth.visible = JsonInt(j, "ApproximateNumberOfMessages");
@@ -498,8 +503,7 @@ Result<std::optional<RedrivePolicy>> SqsClient::GetRedrivePolicy(
   RedrivePolicy policy;
   if (!j.is_discarded() && j.is_object()) {
     policy.dead_letter_target_arn = JsonString(j, "deadLetterTargetArn");
-    policy.max_receive_count =
-        static_cast<int>(JsonInt(j, "maxReceiveCount"));
+    policy.max_receive_count = static_cast<int>(JsonInt(j, "maxReceiveCount"));
   }
   if (policy.dead_letter_target_arn.empty()) {
     return InvalidArgument("queue " + queue_url +
@@ -523,9 +527,9 @@ Result<std::string> SqsClient::GetQueueUrl(
     const std::optional<std::string>& owner_account) {
   json request = {{"QueueName", queue_name}};
   if (owner_account) request["QueueOwnerAWSAccountId"] = *owner_account;
-  CRUNCHER_ASSIGN_OR_RETURN(
-      json response, Call("GetQueueUrl", request, "queue " + queue_name,
-                          config_.request_timeout_ms));
+  CRUNCHER_ASSIGN_OR_RETURN(json response,
+                            Call("GetQueueUrl", request, "queue " + queue_name,
+                                 config_.request_timeout_ms));
   std::string url = JsonString(response, "QueueUrl");
   if (url.empty()) {
     return Internal("sqs GetQueueUrl " + queue_name + ": no QueueUrl in reply");
@@ -543,9 +547,9 @@ Result<std::string> SqsClient::CreateQueue(
     const std::map<std::string, std::string>& attributes) {
   json request = {{"QueueName", queue_name}};
   if (!attributes.empty()) request["Attributes"] = attributes;
-  CRUNCHER_ASSIGN_OR_RETURN(
-      json response, Call("CreateQueue", request, "queue " + queue_name,
-                          config_.request_timeout_ms));
+  CRUNCHER_ASSIGN_OR_RETURN(json response,
+                            Call("CreateQueue", request, "queue " + queue_name,
+                                 config_.request_timeout_ms));
   std::string url = JsonString(response, "QueueUrl");
   if (url.empty()) {
     return Internal("sqs CreateQueue " + queue_name + ": no QueueUrl in reply");
@@ -583,9 +587,9 @@ Result<std::string> SqsClient::StartMessageMoveTask(
   if (max_messages_per_second) {
     request["MaxNumberOfMessagesPerSecond"] = *max_messages_per_second;
   }
-  CRUNCHER_ASSIGN_OR_RETURN(
-      json response, Call("StartMessageMoveTask", request, source_arn,
-                          config_.request_timeout_ms));
+  CRUNCHER_ASSIGN_OR_RETURN(json response,
+                            Call("StartMessageMoveTask", request, source_arn,
+                                 config_.request_timeout_ms));
   std::string handle = JsonString(response, "TaskHandle");
   if (handle.empty()) {
     return Internal("sqs StartMessageMoveTask " + source_arn +
@@ -597,9 +601,9 @@ Result<std::string> SqsClient::StartMessageMoveTask(
 Result<std::vector<MessageMoveTask>> SqsClient::ListMessageMoveTasks(
     const std::string& source_arn, int max_results) {
   json request = {{"SourceArn", source_arn}, {"MaxResults", max_results}};
-  CRUNCHER_ASSIGN_OR_RETURN(
-      json response, Call("ListMessageMoveTasks", request, source_arn,
-                          config_.request_timeout_ms));
+  CRUNCHER_ASSIGN_OR_RETURN(json response,
+                            Call("ListMessageMoveTasks", request, source_arn,
+                                 config_.request_timeout_ms));
   std::vector<MessageMoveTask> out;
   if (auto r = response.find("Results"); r != response.end() && r->is_array()) {
     for (const auto& t : *r) {
@@ -666,13 +670,14 @@ Result<std::shared_ptr<SqsClient>> OpenSqsClient(const SqsOptions& options) {
     if (!endpoint) {
       return InvalidArgument(
           "no AWS region: pass --region, set AWS_REGION, or set region in "
-          "profile \"" + profile + "\"");
+          "profile \"" +
+          profile + "\"");
     }
     region = "us-east-1";  // emulators accept any signing region
   }
   if (!endpoint) endpoint = DefaultEndpoint("sqs", region);
-  CRUNCHER_RETURN_IF_ERROR(ParseUrl(*endpoint).status().WithContext(
-      "SQS endpoint"));
+  CRUNCHER_RETURN_IF_ERROR(
+      ParseUrl(*endpoint).status().WithContext("SQS endpoint"));
 
   std::shared_ptr<HttpTransport> transport = options.transport;
   if (!transport) transport = std::make_shared<CurlHttpTransport>();

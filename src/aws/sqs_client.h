@@ -116,7 +116,8 @@ class SqsClient final {
   // Returns one result per input message, in input order. A message larger
   // than 1 MiB fails with InvalidArgument without being sent.
   std::vector<SendBatchEntryResult> SendMessageBatch(
-      const std::string& queue_url, const std::vector<OutgoingMessage>& messages);
+      const std::string& queue_url,
+      const std::vector<OutgoingMessage>& messages);
 
   // Deletes in batches of 10; one result per handle (id = the handle), in
   // input order.
@@ -237,9 +238,9 @@ class SqsMessageQueue final : public MessageQueue {
 // How to reach SQS. `queue` is a queue URL or a queue name.
 struct SqsOptions {
   std::string queue;
-  std::string endpoint_url;  // --endpoint-url
-  std::string region;        // --region
-  std::string profile;       // --profile
+  std::string endpoint_url;    // --endpoint-url
+  std::string region;          // --region
+  std::string profile;         // --profile
   std::optional<EnvVars> env;  // nullopt: the process environment
   RetryPolicy retry;
   long request_timeout_ms = 20000;
@@ -259,7 +260,8 @@ Result<std::shared_ptr<SqsClient>> OpenSqsClient(const SqsOptions& options);
 // OpenSqsClient, then the queue URL: `options.queue` as given if it is a
 // URL, else GetQueueUrl(name) (NotFound if the queue does not exist).
 // Credentials are fetched lazily, on the first call that needs them.
-Result<std::unique_ptr<SqsMessageQueue>> OpenSqsQueue(const SqsOptions& options);
+Result<std::unique_ptr<SqsMessageQueue>> OpenSqsQueue(
+    const SqsOptions& options);
 
 // The region of an SQS endpoint on AWS ("sqs.eu-west-1.amazonaws.com",
 // "eu-west-1.queue.amazonaws.com"); "" for other hosts.

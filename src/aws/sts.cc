@@ -27,18 +27,22 @@ std::string DecodeEntities(std::string_view s) {
       break;
     }
     std::string_view entity = s.substr(i + 1, semi - i - 1);
-    if (entity == "amp") out += '&';
-    else if (entity == "lt") out += '<';
-    else if (entity == "gt") out += '>';
-    else if (entity == "quot") out += '"';
-    else if (entity == "apos") out += '\'';
+    if (entity == "amp")
+      out += '&';
+    else if (entity == "lt")
+      out += '<';
+    else if (entity == "gt")
+      out += '>';
+    else if (entity == "quot")
+      out += '"';
+    else if (entity == "apos")
+      out += '\'';
     else if (entity.size() > 1 && entity[0] == '#') {
       bool hex = entity[1] == 'x' || entity[1] == 'X';
       std::string_view digits = entity.substr(hex ? 2 : 1);
       unsigned long cp = 0;
-      auto [ptr, ec] = std::from_chars(digits.data(),
-                                       digits.data() + digits.size(), cp,
-                                       hex ? 16 : 10);
+      auto [ptr, ec] = std::from_chars(
+          digits.data(), digits.data() + digits.size(), cp, hex ? 16 : 10);
       bool valid = ec == std::errc() && ptr == digits.data() + digits.size();
       out += valid && cp < 0x80 ? static_cast<char>(cp) : '?';
     } else {

@@ -33,13 +33,11 @@ class StsClient final {
                                                    const std::string& session,
                                                    const std::string& token);
 
-  Result<AwsCredentials> AssumeRole(const std::string& role_arn,
-                                    const std::string& session,
-                                    const std::optional<std::string>& external_id,
-                                    std::optional<int> duration_seconds,
-                                    const AwsCredentials& source, Millis now);
-
-  const std::string& endpoint() const { return endpoint_; }
+  Result<AwsCredentials> AssumeRole(
+      const std::string& role_arn, const std::string& session,
+      const std::optional<std::string>& external_id,
+      std::optional<int> duration_seconds, const AwsCredentials& source,
+      Millis now);
 
  private:
   Result<AwsCredentials> Call(const std::string& action,
