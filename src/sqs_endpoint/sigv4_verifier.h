@@ -1,0 +1,79 @@
+// SigV4Verifier: checks the AWS Signature Version 4 on a received request.
+//
+// The verifier rebuilds the canonical request from the bytes the server
+// received (method, path, query, the headers the client listed in
+// SignedHeaders, and the SHA-256 of the exact body), derives the signing key
+// from the secret of the access key named in the credential scope, and
+// compares signatures in constant time. It accepts the Authorization header
+// form only (not presigned query strings), requires the scope's region and
+// service to match, and rejects requests whose X-Amz-Date (or Date) is more
+// than 15 minutes from now.
+//
+// Failures are returned as an AuthFailure naming the SQS error code that AWS
+// uses for that case, so the endpoint can answer as SQS does.
+//
+// Thread-safety: immutable after construction; Verify may be called from any
+// thread.
+#ifndef CRUNCHER_SQS_ENDPOINT_SIGV4_VERIFIER_H_
+#define CRUNCHER_SQS_ENDPOINT_SIGV4_VERIFIER_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+
+namespace cruncher::sqs {
+
+struct AuthFailure {
+  int http_status;   // 400 or 403
+  std::string code;  // e.g. "SignatureDoesNotMatch"
+  std::string message;
+};
+
+// Who signed a request, or why it is rejected.
+struct AuthResult {
+  std::string access_key;
+  std::optional<AuthFailure> failure;
+  bool ok() const { return !failure.has_value(); }
+};
+
+// A request as received: header names in any case, repeated headers kept.
+struct SignedRequest {
+  std::string method;
+  std::string target;  // path and query exactly as on the request line
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+class SigV4Verifier {
+ public:
+  // `secrets` maps access key id → secret access key.
+  SigV4Verifier(std::map<std::string, std::string> secrets, std::string region,
+                std::string service)
+      : secrets_(std::move(secrets)),
+        region_(std::move(region)),
+        service_(std::move(service)) {}
+
+  // Returns the access key id that signed `request`, or why it is rejected:
+  // MissingAuthenticationToken (no Authorization header), IncompleteSignature
+  // (malformed header or scope), InvalidClientTokenId (unknown key),
+  // RequestExpired (date missing, malformed or off by more than 15 minutes),
+  // SignatureDoesNotMatch (wrong region/service or wrong signature).
+  AuthResult Verify(
+      const SignedRequest& request, Millis now) const;
+
+ private:
+  const std::map<std::string, std::string> secrets_;
+  const std::string region_;
+  const std::string service_;
+};
+
+// Lower-case hex SHA-256 of `data`.
+std::string Sha256Hex(const std::string& data);
+
+}  // namespace cruncher::sqs
+
+#endif  // CRUNCHER_SQS_ENDPOINT_SIGV4_VERIFIER_H_
