@@ -229,6 +229,9 @@ class SqsMessageQueue final : public MessageQueue {
   const std::string& queue_url() const { return queue_url_; }
   // The client, for operations beyond MessageQueue (attributes, DLQ).
   SqsClient& client() const { return *client_; }
+  // The same client, shared: another queue of the same account (the DLQ)
+  // reuses its connections and credentials.
+  const std::shared_ptr<SqsClient>& shared_client() const { return client_; }
 
  private:
   const std::shared_ptr<SqsClient> client_;

@@ -25,56 +25,71 @@ std::string DefaultDataDir() {
 void AddBackendOptions(CLI::App* cmd, BackendOptions& options) {
   options.data_dir = DefaultDataDir();
   if (const char* q = std::getenv("CRUNCHER_QUEUE"); q && *q) options.queue = q;
+  if (const char* u = std::getenv("CRUNCHER_QUEUE_URL"); u && *u) {
+    options.queue_url = u;
+  }
   cmd->add_option("--data-dir", options.data_dir,
-                  "Local backend: directory of the queue and Job stores "
+                  "Directory of the local queue and of the Jobs "
                   "(env CRUNCHER_DATA_DIR)")
       ->capture_default_str();
-  cmd->add_option("--queue", options.queue, "Queue name (env CRUNCHER_QUEUE)")
+  cmd->add_option("--queue", options.queue,
+                  "Local queue name (env CRUNCHER_QUEUE)")
       ->capture_default_str();
   cmd->add_option("--dlq", options.dlq,
-                  "Dead-letter queue name (default: QUEUE-dlq)");
-  cmd->add_flag("--local", options.local,
-                "Use the local backend (the default while no other backend "
-                "is configured)");
+                  "Local dead-letter queue name (default: QUEUE-dlq)");
+  auto* local = cmd->add_flag("--local", options.local,
+                              "Use the local queue (the default without "
+                              "--queue-url)");
+  auto* url = cmd->add_option(
+      "--queue-url", options.queue_url,
+      "Use this SQS queue instead of the local one (env CRUNCHER_QUEUE_URL); "
+      "credentials and region as the AWS CLI finds them");
+  local->excludes(url);
+  cmd->add_option("--endpoint-url", options.endpoint_url,
+                  "SQS endpoint (default: from the queue URL, "
+                  "AWS_ENDPOINT_URL_SQS or AWS_ENDPOINT_URL)");
+  cmd->add_option("--region", options.region, "AWS region (default: as the AWS CLI)");
+  cmd->add_option("--profile", options.profile, "AWS profile (default: AWS_PROFILE)");
 }
 
-Result<LocalBackend> OpenLocalBackend(const BackendOptions& options,
-                                      const QueueDefaults& defaults) {
-  LocalBackend b;
-  b.queue_name = options.queue;
-  b.dlq_name = options.dlq_name();
-  CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(b.queue_name));
-  CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(b.dlq_name));
-  CRUNCHER_ASSIGN_OR_RETURN(b.queues,
+Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
+    const BackendOptions& options, const QueueDefaults& defaults) {
+  const std::string queue = options.queue;
+  const std::string dlq = options.dlq_name();
+  CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(queue));
+  CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(dlq));
+  CRUNCHER_ASSIGN_OR_RETURN(auto store,
                             local::LocalQueueStore::Open(options.data_dir));
-  CRUNCHER_ASSIGN_OR_RETURN(b.jobs, local::LocalJobStore::Open(options.data_dir));
   auto ensure = [&](const std::string& name, const local::QueueConfig& config) {
-    auto existing = b.queues->GetQueue(name);
+    auto existing = store->GetQueue(name);
     if (existing.ok()) return Status::Ok();
     if (existing.status().code() != StatusCode::kNotFound) return existing.status();
-    Status created = b.queues->CreateQueue(name, config);
+    Status created = store->CreateQueue(name, config);
     // Another process may have created it in between: that is fine.
     return created.code() == StatusCode::kAlreadyExists ? Status::Ok() : created;
   };
   local::QueueConfig dlq_config;
   dlq_config.retention_seconds = 1'209'600;  // 14 days, as AWS advises for DLQs
-  CRUNCHER_RETURN_IF_ERROR(ensure(b.dlq_name, dlq_config));
+  CRUNCHER_RETURN_IF_ERROR(ensure(dlq, dlq_config));
   local::QueueConfig config;
   config.visibility_timeout = defaults.visibility_timeout;
-  config.redrive = local::RedrivePolicy{b.dlq_name, defaults.max_receive_count};
-  CRUNCHER_RETURN_IF_ERROR(ensure(b.queue_name, config));
+  config.redrive = local::RedrivePolicy{dlq, defaults.max_receive_count};
+  CRUNCHER_RETURN_IF_ERROR(ensure(queue, config));
   if (defaults.apply_to_existing) {
-    CRUNCHER_ASSIGN_OR_RETURN(local::QueueInfo info, b.queues->GetQueue(b.queue_name));
+    CRUNCHER_ASSIGN_OR_RETURN(local::QueueInfo info, store->GetQueue(queue));
     if (info.config.visibility_timeout != config.visibility_timeout ||
         info.config.redrive != config.redrive) {
       info.config.visibility_timeout = config.visibility_timeout;
       info.config.redrive = config.redrive;
-      CRUNCHER_RETURN_IF_ERROR(b.queues->SetQueueConfig(b.queue_name, info.config));
+      CRUNCHER_RETURN_IF_ERROR(store->SetQueueConfig(queue, info.config));
     }
   }
-  b.queue = std::make_unique<local::LocalMessageQueue>(*b.queues, b.queue_name);
-  b.dead_letter = std::make_unique<local::LocalMessageQueue>(*b.queues, b.dlq_name);
-  return b;
+  return store;
+}
+
+Result<std::unique_ptr<local::LocalJobStore>> OpenJobStore(
+    const BackendOptions& options) {
+  return local::LocalJobStore::Open(options.data_dir);
 }
 
 void SetCommand(CLI::App* cmd, CommandFn fn) {

@@ -28,31 +28,27 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 
-// Where the queue and the Jobs are. Only the local backend exists so far:
-// a data directory holding the queue store and the Job store.
+// Where the queue and the Jobs are. The queue is local (a data directory)
+// unless --queue-url names an SQS queue; Jobs are kept in the data
+// directory by the local executor.
 struct BackendOptions {
   std::string data_dir;
   std::string queue = "tasks";
   std::string dlq;  // "" = QUEUE-dlq
   bool local = false;
+  std::string queue_url;  // SQS
+  std::string endpoint_url;
+  std::string region;
+  std::string profile;
   std::string dlq_name() const { return dlq.empty() ? queue + "-dlq" : dlq; }
 };
 
-// Adds --data-dir, --queue, --dlq, --local to `cmd` (defaults from
-// CRUNCHER_DATA_DIR, CRUNCHER_QUEUE, else ~/.local/share/cruncher, "tasks").
+// Adds --data-dir, --queue, --dlq, --local and the SQS options --queue-url,
+// --endpoint-url, --region, --profile to `cmd` (defaults from
+// CRUNCHER_DATA_DIR, CRUNCHER_QUEUE, CRUNCHER_QUEUE_URL, else
+// ~/.local/share/cruncher and "tasks").
 void AddBackendOptions(CLI::App* cmd, BackendOptions& options);
 
-// The local backend, opened from BackendOptions. The source queue and its
-// dead-letter queue are created on first use (maxReceiveCount 5), so that a
-// fresh data directory works with every command.
-struct LocalBackend {
-  std::unique_ptr<local::LocalQueueStore> queues;
-  std::unique_ptr<local::LocalJobStore> jobs;
-  std::unique_ptr<local::LocalMessageQueue> queue;
-  std::unique_ptr<local::LocalMessageQueue> dead_letter;
-  std::string queue_name;
-  std::string dlq_name;
-};
 struct QueueDefaults {
   int max_receive_count = 5;
   int visibility_timeout = 30;
@@ -60,8 +56,14 @@ struct QueueDefaults {
   // owns its queue's configuration; other commands only create it).
   bool apply_to_existing = false;
 };
-Result<LocalBackend> OpenLocalBackend(const BackendOptions& options,
-                                      const QueueDefaults& defaults = {});
+// Opens the local queue store and creates the source queue and its
+// dead-letter queue on first use, so that a fresh data directory works with
+// every command.
+Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
+    const BackendOptions& options, const QueueDefaults& defaults = {});
+// Opens the Job store of the data directory.
+Result<std::unique_ptr<local::LocalJobStore>> OpenJobStore(
+    const BackendOptions& options);
 
 // Registers a subcommand whose callback returns an exit status.
 using CommandFn = std::function<int()>;

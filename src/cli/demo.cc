@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/local_runtime.h"
+#include "cli/queue_backend.h"
 #include "dispatch/operations.h"
 #include "local/process.h"
 
@@ -52,13 +53,13 @@ void Show(const std::string& command, const std::string& output) {
 
 // Waits until every Job is finished and at least `count` exist, printing
 // the table whenever a state changes.
-Result<std::vector<Job>> WaitForFinished(LocalBackend& b, size_t count,
+Result<std::vector<Job>> WaitForFinished(local::LocalJobStore& jobs_store, size_t count,
                                          int timeout_seconds) {
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::seconds(timeout_seconds);
   std::string last;
   while (std::chrono::steady_clock::now() < deadline) {
-    CRUNCHER_ASSIGN_OR_RETURN(auto jobs, b.jobs->List());
+    CRUNCHER_ASSIGN_OR_RETURN(auto jobs, jobs_store.List());
     std::string states;
     bool done = jobs.size() >= count;
     for (const auto& j : jobs) {
@@ -105,21 +106,26 @@ int Run(const DemoOptions& o) {
   if (!tmpl.ok()) return Fail(tmpl.status());
   BackendOptions backend_options;
   backend_options.data_dir = data_dir;
-  auto b = OpenLocalBackend(backend_options);
-  if (!b.ok()) return Fail(b.status());
+  auto queues = OpenQueueBackend(backend_options);
+  if (!queues.ok()) return Fail(queues.status());
+  auto store = OpenJobStore(backend_options);
+  if (!store.ok()) return Fail(store.status());
+  MessageQueue& queue = (*queues)->queue();
+  local::LocalJobStore& jobs_store = **store;
 
   RuntimeOptions runtime_options;
   runtime_options.executor.slots = 4;
   runtime_options.executor.backoff_scale = o.backoff_scale;
   runtime_options.dispatcher.wait_seconds = 1;
-  LocalRuntime runtime(*b, *tmpl, runtime_options);
+  LocalRuntime runtime(queue, (*queues)->dead_letter(), jobs_store, data_dir,
+                       *tmpl, runtime_options);
   if (Status s = runtime.Start(); !s.ok()) return Fail(s);
 
   Say("Part 2: two tasks that succeed. Each message becomes a Job; the Job runs "
       "`ping -w DURATION TARGET` as a local process.");
   for (const char* body : {R"({"target": "127.0.0.1", "duration": "1"})",
                            R"({"target": "127.0.0.2", "duration": "2"})"}) {
-    auto id = b->queue->Send({body, {}, 0});
+    auto id = queue.Send({body, {}, 0});
     if (!id.ok()) return Fail(id.status());
     std::cout << "$ cruncher send '" << body << "'\n" << *id << "\n";
   }
@@ -127,11 +133,11 @@ int Run(const DemoOptions& o) {
       "retries backoffLimit (2) times with exponential backoff, then fails.");
   for (const char* body : {R"({"target": "this.is.invalid", "duration": "1"})",
                            R"({"target": "this.is.also.invalid", "duration": "1"})"}) {
-    auto id = b->queue->Send({body, {}, 0});
+    auto id = queue.Send({body, {}, 0});
     if (!id.ok()) return Fail(id.status());
     std::cout << "$ cruncher send '" << body << "'\n" << *id << "\n";
   }
-  auto jobs = WaitForFinished(*b, 4, o.timeout_seconds);
+  auto jobs = WaitForFinished(jobs_store, 4, o.timeout_seconds);
   if (!jobs.ok()) return Fail(jobs.status());
 
   int complete = 0, failed = 0;
@@ -148,7 +154,7 @@ int Run(const DemoOptions& o) {
   Say("Every Job keeps its task (the message body, verbatim) and its conditions:");
   Show("cruncher jobs -o wide",
        FormatJobTable(*jobs, true, SystemClock::Get().NowMillis()));
-  auto logs = b->jobs->Logs(failed_name);
+  auto logs = jobs_store.Logs(failed_name);
   if (logs.ok()) {
     std::string text;
     for (const auto& a : *logs) text += "==> " + a.attempt + " <==\n" + a.output;
@@ -165,27 +171,27 @@ int Run(const DemoOptions& o) {
       "message, then its Job is deleted (the seed's Part 3 loop).");
   for (const auto& j : *jobs) {
     if (j.state() != JobState::kFailed) continue;
-    auto id = dispatch::RequeueJob(*b->jobs, *b->queue, j.name());
+    auto id = dispatch::RequeueJob(jobs_store, queue, j.name());
     if (!id.ok()) return Fail(id.status());
     std::cout << "$ cruncher requeue " << j.name() << "\njob " << j.name()
               << " requeued as message " << *id << "\n";
   }
   std::cout << "(the targets are still invalid, so the new Jobs fail again: a "
                "Failed Job needs a person to look at it)\n";
-  auto again = WaitForFinished(*b, 4, o.timeout_seconds);
+  auto again = WaitForFinished(jobs_store, 4, o.timeout_seconds);
   if (!again.ok()) return Fail(again.status());
 
   Say("Clean up: delete finished Jobs, Failed ones included.");
-  auto deleted = dispatch::CollectGarbage(*b->jobs, {0, true},
+  auto deleted = dispatch::CollectGarbage(jobs_store, {0, true},
                                           SystemClock::Get().NowMillis());
   if (!deleted.ok()) return Fail(deleted.status());
   std::cout << "$ cruncher gc --include-failed\n"
             << deleted->size() << " finished Jobs deleted\n";
-  auto depth = b->queue->Depth();
-  auto left = b->jobs->List();
+  auto depth = queue.Depth();
+  auto left = jobs_store.List();
   runtime.Stop();
   if (depth.ok()) {
-    std::cout << "$ cruncher status\nqueue " << b->queue_name << ": "
+    std::cout << "$ cruncher status\nqueue " << queue.name() << ": "
               << depth->visible << " visible, " << depth->in_flight
               << " in flight; " << (left.ok() ? left->size() : 0) << " Jobs\n";
   }

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/queue_backend.h"
 #include "dispatch/dispatcher.h"
 
 namespace cruncher::cli {
@@ -16,9 +17,9 @@ struct DlqOptions {
 };
 
 int RunList(const DlqOptions& o) {
-  auto b = OpenLocalBackend(o.backend);
-  if (!b.ok()) return Fail(b.status());
-  auto messages = b->queues->Peek(b->dlq_name, o.limit);
+  auto queues = OpenQueueBackend(o.backend);
+  if (!queues.ok()) return Fail(queues.status());
+  auto messages = (*queues)->ListDeadLetters(o.limit);
   if (!messages.ok()) return Fail(messages.status());
   if (o.output == "json") {
     nlohmann::json out = nlohmann::json::array();
@@ -33,7 +34,8 @@ int RunList(const DlqOptions& o) {
     return kExitOk;
   }
   if (messages->empty()) {
-    std::cerr << "dead-letter queue " << b->dlq_name << " is empty\n";
+    std::cerr << "dead-letter queue " << (*queues)->dead_letter_name()
+              << " is empty\n";
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {
@@ -53,12 +55,11 @@ int RunList(const DlqOptions& o) {
 }
 
 int RunRedrive(const DlqOptions& o) {
-  auto b = OpenLocalBackend(o.backend);
-  if (!b.ok()) return Fail(b.status());
-  auto moved = b->queues->MoveMessages(b->dlq_name, b->queue_name, o.max_messages);
-  if (!moved.ok()) return Fail(moved.status());
-  std::cout << "moved " << *moved << " message" << (*moved == 1 ? "" : "s")
-            << " from " << b->dlq_name << " back to " << b->queue_name << "\n";
+  auto queues = OpenQueueBackend(o.backend);
+  if (!queues.ok()) return Fail(queues.status());
+  auto done = (*queues)->Redrive(o.max_messages);
+  if (!done.ok()) return Fail(done.status());
+  std::cout << *done << "\n";
   return kExitOk;
 }
 

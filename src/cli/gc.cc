@@ -20,10 +20,10 @@ int Run(const GcCommandOptions& o) {
     std::cerr << "error: --older-than: " << age.status().message() << "\n";
     return kExitUsage;
   }
-  auto b = OpenLocalBackend(o.backend);
-  if (!b.ok()) return Fail(b.status());
+  auto store = OpenJobStore(o.backend);
+  if (!store.ok()) return Fail(store.status());
   auto deleted = dispatch::CollectGarbage(
-      *b->jobs, {*age, o.include_failed}, SystemClock::Get().NowMillis());
+      **store, {*age, o.include_failed}, SystemClock::Get().NowMillis());
   if (!deleted.ok()) return Fail(deleted.status());
   for (const auto& name : *deleted) std::cout << "job " << name << " deleted\n";
   std::cout << deleted->size() << " finished Job"

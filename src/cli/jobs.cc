@@ -22,9 +22,9 @@ int Run(const JobsOptions& o) {
       return kExitUsage;
     }
   }
-  auto b = OpenLocalBackend(o.backend);
-  if (!b.ok()) return Fail(b.status());
-  auto all = b->jobs->List();
+  auto store = OpenJobStore(o.backend);
+  if (!store.ok()) return Fail(store.status());
+  auto all = (*store)->List();
   if (!all.ok()) return Fail(all.status());
   std::vector<Job> jobs;
   for (auto& j : *all) {

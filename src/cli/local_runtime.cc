@@ -42,19 +42,18 @@ void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o, std::string& ack_text) 
       ->capture_default_str();
 }
 
-LocalRuntime::LocalRuntime(LocalBackend& backend,
+LocalRuntime::LocalRuntime(MessageQueue& queue, MessageQueue* dead_letter,
+                           local::LocalJobStore& jobs, std::string data_dir,
                            const JobTemplate& job_template,
                            RuntimeOptions options)
-    : backend_(backend),
-      options_(options),
-      dispatcher_(*backend.queue, backend.dead_letter.get(), *backend.jobs,
-                  job_template, options.dispatcher),
-      executor_(*backend.jobs, options.executor) {}
+    : data_dir_(std::move(data_dir)),
+      dispatcher_(queue, dead_letter, jobs, job_template, options.dispatcher),
+      executor_(jobs, options.executor) {}
 
 LocalRuntime::~LocalRuntime() { Stop(); }
 
 Status LocalRuntime::Start() {
-  std::string lock_path = backend_.queues->data_dir() + "/executor.lock";
+  std::string lock_path = data_dir_ + "/executor.lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) {
     return Unavailable("cannot open " + lock_path + ": " + std::strerror(errno));
@@ -67,7 +66,7 @@ Status LocalRuntime::Start() {
     lock_fd_ = -1;
     return FailedPrecondition(
         "another cruncher executor (pid " + (pid.empty() ? "?" : pid) +
-        ") is running on " + backend_.queues->data_dir() +
+        ") is running on " + data_dir_ +
         "; stop it or use another --data-dir");
   }
   std::string pid = std::to_string(::getpid()) + "\n";

@@ -34,8 +34,11 @@ void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& options,
 
 class LocalRuntime {
  public:
-  LocalRuntime(LocalBackend& backend, const JobTemplate& job_template,
-               RuntimeOptions options);
+  // `dead_letter` may be null; `data_dir` is where the Jobs are (and the
+  // lock).
+  LocalRuntime(MessageQueue& queue, MessageQueue* dead_letter,
+               local::LocalJobStore& jobs, std::string data_dir,
+               const JobTemplate& job_template, RuntimeOptions options);
   ~LocalRuntime();
 
   // FailedPrecondition if another executor holds the data directory.
@@ -44,8 +47,7 @@ class LocalRuntime {
   const dispatch::Dispatcher& dispatcher() const { return dispatcher_; }
 
  private:
-  LocalBackend& backend_;
-  RuntimeOptions options_;
+  const std::string data_dir_;
   dispatch::Dispatcher dispatcher_;
   local::LocalExecutor executor_;
   int lock_fd_ = -1;

@@ -13,9 +13,9 @@ struct LogsOptions {
 };
 
 int Run(const LogsOptions& o) {
-  auto b = OpenLocalBackend(o.backend);
-  if (!b.ok()) return Fail(b.status());
-  auto logs = b->jobs->Logs(o.job);
+  auto store = OpenJobStore(o.backend);
+  if (!store.ok()) return Fail(store.status());
+  auto logs = (*store)->Logs(o.job);
   if (!logs.ok()) {
     return Fail(logs.status(), "list Jobs with: cruncher jobs");
   }

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/queue_backend.h"
 #include "dispatch/operations.h"
 
 namespace cruncher::cli {
@@ -19,11 +20,13 @@ int Run(const RequeueOptions& o) {
     std::cerr << "error: name Jobs to requeue, or use --all-failed (not both)\n";
     return kExitUsage;
   }
-  auto b = OpenLocalBackend(o.backend);
-  if (!b.ok()) return Fail(b.status());
+  auto store = OpenJobStore(o.backend);
+  if (!store.ok()) return Fail(store.status());
+  auto queues = OpenQueueBackend(o.backend);
+  if (!queues.ok()) return Fail(queues.status());
   std::vector<std::string> names = o.jobs;
   if (o.all_failed) {
-    auto all = b->jobs->List();
+    auto all = (*store)->List();
     if (!all.ok()) return Fail(all.status());
     for (const auto& j : *all) {
       if (j.state() == JobState::kFailed) names.push_back(j.name());
@@ -32,7 +35,7 @@ int Run(const RequeueOptions& o) {
   }
   int failures = 0;
   for (const auto& name : names) {
-    auto id = dispatch::RequeueJob(*b->jobs, *b->queue, name);
+    auto id = dispatch::RequeueJob(**store, (*queues)->queue(), name);
     if (!id.ok()) {
       Fail(id.status());
       ++failures;

@@ -2,17 +2,32 @@
 // local executor until SIGINT or SIGTERM.
 #include <signal.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/local_runtime.h"
+#include "cli/queue_backend.h"
 #include "core/log.h"
+#include "sqs_endpoint/sqs_endpoint.h"
 
 namespace cruncher::cli {
 namespace {
 
+struct EndpointFlags {
+  bool enabled = true;
+  std::string host = "127.0.0.1";
+  int port = 9324;
+  bool require_auth = false;
+  std::string auth_keys_file;
+};
+
 struct ServeOptions {
+  std::optional<EndpointFlags> endpoint;  // `local serve` only
   BackendOptions backend;
   RuntimeOptions runtime;
   std::string ack = "on-create";
@@ -33,16 +48,60 @@ void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", o.verbose, "Log every Job created");
+  if (!o.endpoint) return;
+  EndpointFlags& e = *o.endpoint;
+  cmd->add_option("--sqs-port", e.port,
+                  "Port of the SQS endpoint (0: pick a free one)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  cmd->add_option("--sqs-host", e.host, "Address of the SQS endpoint")
+      ->capture_default_str();
+  cmd->add_flag("!--no-sqs", e.enabled, "Do not serve the SQS API");
+  cmd->add_flag("--require-auth", e.require_auth,
+                "Verify SigV4 signatures (keys from --auth-keys-file, else "
+                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)");
+  cmd->add_option("--auth-keys-file", e.auth_keys_file,
+                  "With --require-auth: lines of ACCESS_KEY_ID:SECRET")
+      ->check(CLI::ExistingFile);
+}
+
+Result<std::map<std::string, std::string>> AuthKeys(const EndpointFlags& e) {
+  std::map<std::string, std::string> keys;
+  if (!e.auth_keys_file.empty()) {
+    std::ifstream in(e.auth_keys_file);
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (line.empty() || line[0] == '#') continue;
+      size_t colon = line.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == line.size()) {
+        return InvalidArgument(e.auth_keys_file + " line " + std::to_string(n) +
+                               ": expected ACCESS_KEY_ID:SECRET");
+      }
+      keys[line.substr(0, colon)] = line.substr(colon + 1);
+    }
+  } else {
+    const char* id = std::getenv("AWS_ACCESS_KEY_ID");
+    const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
+    if (id && *id && secret && *secret) keys[id] = secret;
+  }
+  if (keys.empty()) {
+    return InvalidArgument(
+        "--require-auth needs keys: --auth-keys-file, or AWS_ACCESS_KEY_ID "
+        "and AWS_SECRET_ACCESS_KEY");
+  }
+  return keys;
 }
 
 int Run(ServeOptions& o) {
   auto tmpl = JobTemplate::Load(o.template_path);
   if (!tmpl.ok()) return Fail(tmpl.status());
   o.runtime.dispatcher.ack = *dispatch::ParseAckStrategy(o.ack);
-  auto backend = OpenLocalBackend(
+  auto queues = OpenQueueBackend(
       o.backend,
       {o.max_receive_count, o.runtime.dispatcher.visibility_seconds, true});
-  if (!backend.ok()) return Fail(backend.status());
+  if (!queues.ok()) return Fail(queues.status());
+  auto jobs = OpenJobStore(o.backend);
+  if (!jobs.ok()) return Fail(jobs.status());
   if (o.verbose) SetLogLevel(LogLevel::kDebug);
 
   // Signals are taken by sigwait below; every thread started from here on
@@ -53,19 +112,45 @@ int Run(ServeOptions& o) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  LocalRuntime runtime(*backend, *tmpl, o.runtime);
+  LocalRuntime runtime((*queues)->queue(), (*queues)->dead_letter(), **jobs,
+                       o.backend.data_dir, *tmpl, o.runtime);
   if (Status s = runtime.Start(); !s.ok()) return Fail(s);
+
+  std::unique_ptr<sqs::SqsEndpoint> endpoint;
+  nlohmann::json endpoint_fields = nullptr;
+  if (o.endpoint && o.endpoint->enabled && (*queues)->local_store() != nullptr) {
+    sqs::SqsEndpointOptions options;
+    options.host = o.endpoint->host;
+    options.port = o.endpoint->port;
+    options.require_auth = o.endpoint->require_auth;
+    if (options.require_auth) {
+      auto keys = AuthKeys(*o.endpoint);
+      if (!keys.ok()) return Fail(keys.status());
+      options.credentials = *keys;
+    }
+    auto started = sqs::SqsEndpoint::Start(*(*queues)->local_store(), options);
+    if (!started.ok()) {
+      return Fail(started.status().WithContext("SQS endpoint"),
+                  "use --sqs-port to pick another port, or --no-sqs");
+    }
+    endpoint = std::move(started).value();
+    endpoint_fields = {{"endpoint_url", endpoint->url()},
+                       {"queue_url", endpoint->url() + "/000000000000/" +
+                                         (*queues)->queue_name()}};
+  }
   Log(LogLevel::kInfo, "serving",
       {{"data_dir", o.backend.data_dir},
-       {"queue", backend->queue_name},
-       {"dead_letter_queue", backend->dlq_name},
+       {"queue", (*queues)->queue_name()},
+       {"dead_letter_queue", (*queues)->dead_letter_name()},
        {"template", o.template_path},
        {"ack", o.ack},
        {"slots", o.runtime.executor.slots},
-       {"max_active", o.runtime.dispatcher.max_active}});
+       {"max_active", o.runtime.dispatcher.max_active},
+       {"sqs", endpoint_fields}});
   int sig = 0;
   sigwait(&signals, &sig);
   Log(LogLevel::kInfo, "stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  if (endpoint) endpoint->Stop();
   runtime.Stop();
   const auto& st = runtime.dispatcher().stats();
   Log(LogLevel::kInfo, "stopped",
@@ -80,10 +165,11 @@ void RegisterLocal(CLI::App& app) {
   auto* local = app.add_subcommand("local", "The embedded local mode");
   local->require_subcommand(1);
   auto o = std::make_shared<ServeOptions>();
+  o->endpoint.emplace();
   auto* serve = local->add_subcommand(
       "serve",
-      "Run the durable local queue, the local process executor and the "
-      "dispatcher until interrupted");
+      "Run the durable local queue with its SQS endpoint, the local process "
+      "executor and the dispatcher until interrupted");
   AddServeOptions(serve, *o);
   SetCommand(serve, [o] { return Run(*o); });
 }

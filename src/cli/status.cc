@@ -1,9 +1,11 @@
 // cruncher status: queue depth, in flight, DLQ depth, Jobs by state.
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/queue_backend.h"
 
 namespace cruncher::cli {
 namespace {
@@ -14,13 +16,20 @@ struct StatusOptions {
 };
 
 int Run(const StatusOptions& o) {
-  auto b = OpenLocalBackend(o.backend);
-  if (!b.ok()) return Fail(b.status());
-  auto depth = b->queue->Depth();
+  auto queues = OpenQueueBackend(o.backend);
+  if (!queues.ok()) return Fail(queues.status());
+  QueueBackend& q = **queues;
+  auto depth = q.queue().Depth();
   if (!depth.ok()) return Fail(depth.status());
-  auto dlq_depth = b->dead_letter->Depth();
-  if (!dlq_depth.ok()) return Fail(dlq_depth.status());
-  auto jobs = b->jobs->List();
+  std::optional<QueueDepth> dlq_depth;
+  if (q.dead_letter() != nullptr) {
+    auto d = q.dead_letter()->Depth();
+    if (!d.ok()) return Fail(d.status());
+    dlq_depth = *d;
+  }
+  auto store = OpenJobStore(o.backend);
+  if (!store.ok()) return Fail(store.status());
+  auto jobs = (*store)->List();
   if (!jobs.ok()) return Fail(jobs.status());
   std::map<std::string, int> by_state = {
       {"Pending", 0}, {"Running", 0}, {"Complete", 0}, {"Failed", 0}};
@@ -28,22 +37,30 @@ int Run(const StatusOptions& o) {
 
   if (o.output == "json") {
     nlohmann::json out = {
-        {"queue", {{"name", b->queue_name},
+        {"queue", {{"name", q.queue_name()},
                    {"visible", depth->visible},
                    {"inFlight", depth->in_flight},
                    {"delayed", depth->delayed}}},
-        {"deadLetterQueue", {{"name", b->dlq_name}, {"visible", dlq_depth->visible}}},
+        {"deadLetterQueue", nullptr},
         {"jobs", by_state}};
+    if (dlq_depth) {
+      out["deadLetterQueue"] = {{"name", q.dead_letter_name()},
+                                {"visible", dlq_depth->visible}};
+    }
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
-  std::cout << FormatTable({
+  std::vector<std::vector<std::string>> rows = {
       {"QUEUE", "VISIBLE", "IN-FLIGHT", "DELAYED"},
-      {b->queue_name, std::to_string(depth->visible),
-       std::to_string(depth->in_flight), std::to_string(depth->delayed)},
-      {b->dlq_name + " (DLQ)", std::to_string(dlq_depth->visible),
-       std::to_string(dlq_depth->in_flight), std::to_string(dlq_depth->delayed)},
-  });
+      {q.queue_name(), std::to_string(depth->visible),
+       std::to_string(depth->in_flight), std::to_string(depth->delayed)}};
+  if (dlq_depth) {
+    rows.push_back({q.dead_letter_name() + " (DLQ)",
+                    std::to_string(dlq_depth->visible),
+                    std::to_string(dlq_depth->in_flight),
+                    std::to_string(dlq_depth->delayed)});
+  }
+  std::cout << FormatTable(rows);
   std::cout << "\n"
             << FormatTable({{"JOBS", "PENDING", "RUNNING", "COMPLETE", "FAILED"},
                             {std::to_string(jobs->size()),

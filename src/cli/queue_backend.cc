@@ -1,0 +1,156 @@
+#include "cli/queue_backend.h"
+
+#include <set>
+
+#include "aws/sqs_client.h"
+
+namespace cruncher::cli {
+namespace {
+
+class LocalQueueBackend final : public QueueBackend {
+ public:
+  LocalQueueBackend(std::unique_ptr<local::LocalQueueStore> store,
+                    std::string queue, std::string dlq)
+      : store_(std::move(store)),
+        queue_(*store_, std::move(queue)),
+        dead_letter_(*store_, std::move(dlq)) {}
+
+  MessageQueue& queue() override { return queue_; }
+  MessageQueue* dead_letter() override { return &dead_letter_; }
+  std::string queue_name() const override { return queue_.name(); }
+  std::string dead_letter_name() const override { return dead_letter_.name(); }
+  local::LocalQueueStore* local_store() override { return store_.get(); }
+
+  Result<std::vector<std::string>> SendAll(
+      const std::vector<OutgoingMessage>& messages) override {
+    // One transaction for the lot: durable, and one disk sync.
+    return store_->SendBatch(queue_.name(), messages);
+  }
+  Result<std::vector<Message>> ListDeadLetters(int limit) override {
+    return store_->Peek(dead_letter_.name(), limit);
+  }
+  Result<std::string> Redrive(long long max) override {
+    CRUNCHER_ASSIGN_OR_RETURN(
+        long long moved,
+        store_->MoveMessages(dead_letter_.name(), queue_.name(), max));
+    return "moved " + std::to_string(moved) + " message" +
+           (moved == 1 ? "" : "s") + " from " + dead_letter_.name() +
+           " back to " + queue_.name();
+  }
+
+ private:
+  std::unique_ptr<local::LocalQueueStore> store_;
+  local::LocalMessageQueue queue_;
+  local::LocalMessageQueue dead_letter_;
+};
+
+class SqsQueueBackend final : public QueueBackend {
+ public:
+  SqsQueueBackend(std::unique_ptr<aws::SqsMessageQueue> queue,
+                  std::unique_ptr<aws::SqsMessageQueue> dead_letter,
+                  std::string dead_letter_arn)
+      : queue_(std::move(queue)),
+        dead_letter_(std::move(dead_letter)),
+        dead_letter_arn_(std::move(dead_letter_arn)) {}
+
+  MessageQueue& queue() override { return *queue_; }
+  MessageQueue* dead_letter() override { return dead_letter_.get(); }
+  std::string queue_name() const override { return queue_->queue_url(); }
+  std::string dead_letter_name() const override {
+    return dead_letter_ ? dead_letter_->queue_url() : "";
+  }
+
+  Result<std::vector<std::string>> SendAll(
+      const std::vector<OutgoingMessage>& messages) override {
+    std::vector<std::string> ids;
+    for (const auto& r :
+         queue_->client().SendMessageBatch(queue_->queue_url(), messages)) {
+      if (!r.status.ok()) {
+        return r.status.WithContext("message " + std::to_string(r.index + 1) +
+                                    " of " + std::to_string(messages.size()));
+      }
+      ids.push_back(r.message_id);
+    }
+    return ids;
+  }
+
+  Result<std::vector<Message>> ListDeadLetters(int limit) override {
+    if (!dead_letter_) return NoDeadLetterQueue();
+    std::vector<Message> out;
+    std::set<std::string> seen;
+    // A few receives: SQS samples servers, so one call may miss messages.
+    for (int round = 0; round < 5 && static_cast<int>(out.size()) < limit; ++round) {
+      CRUNCHER_ASSIGN_OR_RETURN(
+          auto got, dead_letter_->Receive(std::min(10, limit), 0, 0));
+      if (got.empty()) break;
+      for (auto& m : got) {
+        if (seen.insert(m.id).second && static_cast<int>(out.size()) < limit) {
+          out.push_back(std::move(m));
+        }
+      }
+    }
+    return out;
+  }
+
+  Result<std::string> Redrive(long long max) override {
+    if (!dead_letter_) return NoDeadLetterQueue();
+    if (max > 0) {
+      return InvalidArgument(
+          "--max works with the local queue only: SQS's StartMessageMoveTask "
+          "moves every message");
+    }
+    CRUNCHER_ASSIGN_OR_RETURN(
+        std::string handle,
+        queue_->client().StartMessageMoveTask(dead_letter_arn_, std::nullopt,
+                                              std::nullopt));
+    return "started message move task " + handle + " from " +
+           dead_letter_->queue_url() + " back to its source queues";
+  }
+
+ private:
+  Status NoDeadLetterQueue() const {
+    return FailedPrecondition("queue " + queue_->queue_url() +
+                              " has no RedrivePolicy, so no dead-letter queue");
+  }
+  std::unique_ptr<aws::SqsMessageQueue> queue_;
+  std::unique_ptr<aws::SqsMessageQueue> dead_letter_;
+  std::string dead_letter_arn_;
+};
+
+Result<std::unique_ptr<QueueBackend>> OpenSqs(const BackendOptions& options) {
+  aws::SqsOptions sqs;
+  sqs.queue = options.queue_url;
+  sqs.endpoint_url = options.endpoint_url;
+  sqs.region = options.region;
+  sqs.profile = options.profile;
+  CRUNCHER_ASSIGN_OR_RETURN(auto queue, aws::OpenSqsQueue(sqs));
+  CRUNCHER_ASSIGN_OR_RETURN(auto policy,
+                            queue->client().GetRedrivePolicy(queue->queue_url()));
+  std::unique_ptr<aws::SqsMessageQueue> dead_letter;
+  std::string dead_letter_arn;
+  if (policy) {
+    dead_letter_arn = policy->dead_letter_target_arn;
+    CRUNCHER_ASSIGN_OR_RETURN(std::string url,
+                              queue->client().QueueUrlFromArn(dead_letter_arn));
+    dead_letter = std::make_unique<aws::SqsMessageQueue>(
+queue->shared_client(), url);
+  }
+  return std::unique_ptr<QueueBackend>(new SqsQueueBackend(
+      std::move(queue), std::move(dead_letter), std::move(dead_letter_arn)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<QueueBackend>> OpenQueueBackend(
+    const BackendOptions& options, const QueueDefaults& defaults) {
+  if (!options.queue_url.empty()) {
+    auto opened = OpenSqs(options);
+    if (!opened.ok()) return opened.status().WithContext("queue " + options.queue_url);
+    return opened;
+  }
+  CRUNCHER_ASSIGN_OR_RETURN(auto store, OpenLocalQueues(options, defaults));
+  return std::unique_ptr<QueueBackend>(new LocalQueueBackend(
+      std::move(store), options.queue, options.dlq_name()));
+}
+
+}  // namespace cruncher::cli
