@@ -16,7 +16,7 @@ class Server:
     def __init__(self, *extra):
         binary = os.environ.get("SQS_ENDPOINT_SERVER")
         if not binary or not os.access(binary, os.X_OK):
-            pytest.skip("SQS_ENDPOINT_SERVER does not name the built "
+            pytest.fail("SQS_ENDPOINT_SERVER does not name the built "
                         "cruncher_sqs_endpoint_test_server (run through ctest)")
         self.data_dir = tempfile.mkdtemp(prefix="sqs-endpoint-test-")
         self.log_path = os.path.join(self.data_dir, "server.log")
