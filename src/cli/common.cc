@@ -168,7 +168,7 @@ std::string FormatJobTable(const std::vector<Job>& jobs, bool wide,
   std::vector<std::string> header = {"NAME", "STATUS", "COMPLETIONS", "FAILED",
                                      "AGE", "TASK"};
   if (wide) {
-    header.insert(header.end(), {"REASON", "MESSAGE-ID", "COMMAND"});
+    header.insert(header.end(), {"CONDITIONS", "REASON", "MESSAGE-ID", "COMMAND"});
   }
   rows.push_back(header);
   for (const auto& job : jobs) {
@@ -191,8 +191,14 @@ std::string FormatJobTable(const std::vector<Job>& jobs, bool wide,
           }
         }
       }
+      std::string conditions;
+      for (const auto& c : job.conditions()) {
+        if (c.status != "True") continue;
+        conditions += (conditions.empty() ? "" : ",") + c.type;
+      }
       row.insert(row.end(),
-                 {terminal && !terminal->reason.empty() ? terminal->reason : "-",
+                 {conditions.empty() ? "-" : conditions,
+                  terminal && !terminal->reason.empty() ? terminal->reason : "-",
                   job.annotation(kMessageIdAnnotation),
                   OneLine(command, 80)});
     }

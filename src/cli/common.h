@@ -86,7 +86,7 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
 std::string OneLine(const std::string& text, size_t max);
 
 // The `jobs` table: NAME STATUS COMPLETIONS FAILED AGE TASK, and with
-// `wide` also REASON, MESSAGE-ID and COMMAND.
+// `wide` also CONDITIONS, REASON, MESSAGE-ID and COMMAND.
 std::string FormatJobTable(const std::vector<Job>& jobs, bool wide, Millis now);
 
 // The kubectl List shape for `-o json`.

@@ -105,6 +105,7 @@ def test_tasks_run_fail_and_requeue(serve, data_dir):
     assert logs.count("task 2") == 2 and "exit code 3" in logs
     table = run("jobs", "--state", "failed", "-o", "wide", data_dir=data_dir, check=0).stdout
     assert name in table and "BackoffLimitExceeded" in table
+    assert "FailureTarget,Failed" in table  # its conditions
     assert by_task[1]["metadata"]["name"] not in table
 
     # Requeue refuses a Job that does not exist, and requeues the failed one.
