@@ -8,18 +8,13 @@
 
 #include "aws/encoding.h"
 #include "aws/http_transport.h"
+#include "aws/json_fields.h"
 #include "aws/sts.h"
 
 namespace cruncher::aws {
 namespace {
 
 using nlohmann::json;
-
-std::string JsonString(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) return "";
-  return it->get<std::string>();
-}
 
 // Credentials JSON as container endpoints and IMDS return it.
 Result<AwsCredentials> ParseCredentialsJson(const std::string& body,

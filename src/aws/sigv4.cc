@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <map>
 #include <optional>
 #include <set>
 #include <vector>
@@ -11,8 +10,6 @@
 
 namespace cruncher::aws {
 namespace {
-
-constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 
 const std::set<std::string, std::less<>>& UnsignedHeaders() {
   static const std::set<std::string, std::less<>> names = {
@@ -120,6 +117,54 @@ void RemoveHeader(HttpRequest& request, std::string_view lower_name) {
 
 }  // namespace
 
+std::optional<std::string> CanonicalHeaderValue(
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    std::string_view lower_name) {
+  std::optional<std::string> joined;
+  for (const auto& [name, value] : headers) {
+    if (Lower(name) != lower_name) continue;
+    if (joined) {
+      *joined += ',' + TrimAll(value);
+    } else {
+      joined = TrimAll(value);
+    }
+  }
+  return joined;
+}
+
+SigV4Parts ComputeSigV4Signature(const SigV4Input& input,
+                                 std::string_view secret_access_key) {
+  SigV4Parts parts;
+  std::string canonical_headers;
+  for (const auto& [name, value] : input.headers) {
+    canonical_headers += name + ":" + value + "\n";
+    if (!parts.signed_headers.empty()) parts.signed_headers += ';';
+    parts.signed_headers += name;
+  }
+  std::string method(input.method);
+  std::transform(
+      method.begin(), method.end(), method.begin(),
+      [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  parts.canonical_request =
+      method + "\n" + PercentEncode(NormalizePath(input.path), "/") + "\n" +
+      CanonicalQuery(input.query) + "\n" + canonical_headers + "\n" +
+      parts.signed_headers + "\n" + std::string(input.payload_hash);
+
+  const std::string day(input.amz_date.substr(0, 8));
+  parts.scope = day + "/" + std::string(input.region) + "/" +
+                std::string(input.service) + "/aws4_request";
+  parts.string_to_sign = std::string(kSigV4Algorithm) + "\n" +
+                         std::string(input.amz_date) + "\n" + parts.scope +
+                         "\n" + Sha256Hex(parts.canonical_request);
+
+  std::string key = HmacSha256("AWS4" + std::string(secret_access_key), day);
+  key = HmacSha256(key, input.region);
+  key = HmacSha256(key, input.service);
+  key = HmacSha256(key, "aws4_request");
+  parts.signature = HexEncode(HmacSha256(key, parts.string_to_sign));
+  return parts;
+}
+
 Result<SigV4Parts> SignV4(HttpRequest& request, const AwsCredentials& creds,
                           std::string_view service, std::string_view region,
                           Millis now) {
@@ -129,7 +174,6 @@ Result<SigV4Parts> SignV4(HttpRequest& request, const AwsCredentials& creds,
   }
   CRUNCHER_ASSIGN_OR_RETURN(Url url, ParseUrl(request.url));
   const std::string amz_date = FormatAmzDate(now);
-  const std::string day = amz_date.substr(0, 8);
 
   RemoveHeader(request, "authorization");
   RemoveHeader(request, "x-amz-date");
@@ -139,26 +183,18 @@ Result<SigV4Parts> SignV4(HttpRequest& request, const AwsCredentials& creds,
     request.headers.emplace_back("X-Amz-Security-Token", creds.session_token);
   }
 
-  // name -> values in request order.
-  std::map<std::string, std::vector<std::string>> to_sign;
-  for (const auto& [name, value] : request.headers) {
-    std::string lname = Lower(name);
-    if (UnsignedHeaders().count(lname)) continue;
-    to_sign[lname].push_back(TrimAll(value));
+  SigV4Input input{request.method, url.path, url.query, {}, {},
+                   amz_date,       region,   service};
+  std::set<std::string> names;  // sorted, as SignedHeaders must be
+  for (const auto& header : request.headers) {
+    std::string lname = Lower(header.first);
+    if (!UnsignedHeaders().count(lname)) names.insert(std::move(lname));
   }
-  if (!to_sign.count("host")) to_sign["host"].push_back(url.HostHeader());
-
-  SigV4Parts parts;
-  std::string canonical_headers;
-  for (const auto& [name, values] : to_sign) {
-    canonical_headers += name + ":";
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      if (i) canonical_headers += ',';
-      canonical_headers += values[i];
-    }
-    canonical_headers += '\n';
-    if (!parts.signed_headers.empty()) parts.signed_headers += ';';
-    parts.signed_headers += name;
+  names.insert("host");
+  for (const std::string& name : names) {
+    std::optional<std::string> value =
+        CanonicalHeaderValue(request.headers, name);
+    input.headers.emplace_back(name, value ? *value : url.HostHeader());
   }
 
   // A caller-supplied payload hash (X-Amz-Content-SHA256) is signed as is.
@@ -167,30 +203,13 @@ Result<SigV4Parts> SignV4(HttpRequest& request, const AwsCredentials& creds,
     if (Lower(name) == "x-amz-content-sha256") payload_hash = value;
   }
   if (!payload_hash) payload_hash = Sha256Hex(request.body);
+  input.payload_hash = *payload_hash;
 
-  std::string method = request.method;
-  std::transform(
-      method.begin(), method.end(), method.begin(),
-      [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  parts.canonical_request =
-      method + "\n" + PercentEncode(NormalizePath(url.path), "/") + "\n" +
-      CanonicalQuery(url.query) + "\n" + canonical_headers + "\n" +
-      parts.signed_headers + "\n" + *payload_hash;
-
-  const std::string scope = day + "/" + std::string(region) + "/" +
-                            std::string(service) + "/aws4_request";
-  parts.string_to_sign = std::string(kAlgorithm) + "\n" + amz_date + "\n" +
-                         scope + "\n" + Sha256Hex(parts.canonical_request);
-
-  std::string key = HmacSha256("AWS4" + creds.secret_access_key, day);
-  key = HmacSha256(key, region);
-  key = HmacSha256(key, service);
-  key = HmacSha256(key, "aws4_request");
-  parts.signature = HexEncode(HmacSha256(key, parts.string_to_sign));
-  parts.authorization = std::string(kAlgorithm) +
-                        " Credential=" + creds.access_key_id + "/" + scope +
-                        ", SignedHeaders=" + parts.signed_headers +
-                        ", Signature=" + parts.signature;
+  SigV4Parts parts = ComputeSigV4Signature(input, creds.secret_access_key);
+  parts.authorization =
+      std::string(kSigV4Algorithm) + " Credential=" + creds.access_key_id +
+      "/" + parts.scope + ", SignedHeaders=" + parts.signed_headers +
+      ", Signature=" + parts.signature;
   request.headers.emplace_back("Authorization", parts.authorization);
   return parts;
 }

@@ -5,18 +5,13 @@
 #include <thread>
 
 #include "aws/encoding.h"
+#include "aws/json_fields.h"
 #include "aws/sigv4.h"
 
 namespace cruncher::aws {
 namespace {
 
 using nlohmann::json;
-
-std::string JsonString(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) return "";
-  return it->get<std::string>();
-}
 
 long long JsonInt(const json& j, const char* key) {
   auto it = j.find(key);

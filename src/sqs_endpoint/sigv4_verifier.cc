@@ -1,39 +1,19 @@
 #include "sqs_endpoint/sigv4_verifier.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <string_view>
 
+#include "aws/encoding.h"
+#include "aws/sigv4.h"
+
 namespace cruncher::sqs {
 namespace {
 
-constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 constexpr Millis kMaxSkewMillis = 15 * 60 * 1000;
-
-std::string Hex(const unsigned char* data, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[data[i] >> 4]);
-    out.push_back(kHex[data[i] & 15]);
-  }
-  return out;
-}
-
-std::string HmacSha256(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out,
-       &len);
-  return std::string(reinterpret_cast<char*>(out), len);
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
@@ -46,25 +26,6 @@ std::string_view Trim(std::string_view s) {
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool Unreserved(unsigned char c) {
-  return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
-}
-
-std::string UriEncode(std::string_view s, bool keep_slash) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (Unreserved(c) || (keep_slash && c == '/')) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
   return out;
 }
 
@@ -89,42 +50,23 @@ std::string UriDecode(std::string_view s) {
   return out;
 }
 
-// The canonical query string: pairs decoded, re-encoded strictly, sorted.
-std::string CanonicalQuery(std::string_view query) {
-  std::vector<std::pair<std::string, std::string>> pairs;
+// The query with every name and value decoded and re-encoded strictly, so
+// that a client's equivalent encodings (lower-case hex, unencoded '*')
+// canonicalise alike; empty pairs are dropped. aws::ComputeSigV4Signature
+// then sorts the pairs.
+std::string ReencodeQuery(std::string_view query) {
+  std::string out;
   while (!query.empty()) {
     size_t amp = query.find('&');
     std::string_view item = query.substr(0, amp);
     query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
     if (item.empty()) continue;
     size_t eq = item.find('=');
-    std::string key = UriEncode(UriDecode(item.substr(0, eq)), false);
-    std::string value =
-        eq == std::string_view::npos ? "" : UriEncode(UriDecode(item.substr(eq + 1)), false);
-    pairs.emplace_back(std::move(key), std::move(value));
-  }
-  std::sort(pairs.begin(), pairs.end());
-  std::string out;
-  for (const auto& [k, v] : pairs) {
     if (!out.empty()) out.push_back('&');
-    out += k + "=" + v;
-  }
-  return out;
-}
-
-// A header value with outer whitespace trimmed and inner runs collapsed.
-std::string CanonicalValue(std::string_view value) {
-  value = Trim(value);
-  std::string out;
-  bool space = false;
-  for (char c : value) {
-    if (c == ' ' || c == '\t') {
-      space = true;
-      continue;
+    out += aws::PercentEncode(UriDecode(item.substr(0, eq))) + "=";
+    if (eq != std::string_view::npos) {
+      out += aws::PercentEncode(UriDecode(item.substr(eq + 1)));
     }
-    if (space) out.push_back(' ');
-    space = false;
-    out.push_back(c);
   }
   return out;
 }
@@ -154,25 +96,11 @@ AuthResult Fail(int status, std::string code, std::string message) {
 
 }  // namespace
 
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  return Hex(digest, len);
-}
+std::string Sha256Hex(const std::string& data) { return aws::Sha256Hex(data); }
 
 AuthResult SigV4Verifier::Verify(const SignedRequest& request, Millis now) const {
-  auto header = [&](std::string_view lower_name) -> std::optional<std::string> {
-    std::optional<std::string> joined;
-    for (const auto& [name, value] : request.headers) {
-      if (Lower(name) != lower_name) continue;
-      if (joined) {
-        *joined += "," + CanonicalValue(value);
-      } else {
-        joined = CanonicalValue(value);
-      }
-    }
-    return joined;
+  auto header = [&](std::string_view lower_name) {
+    return aws::CanonicalHeaderValue(request.headers, lower_name);
   };
 
   auto authorization = header("authorization");
@@ -181,6 +109,7 @@ AuthResult SigV4Verifier::Verify(const SignedRequest& request, Millis now) const
                 "Request is missing Authentication Token");
   }
   std::string_view auth = *authorization;
+  constexpr std::string_view kAlgorithm = aws::kSigV4Algorithm;
   if (auth.substr(0, kAlgorithm.size()) != kAlgorithm ||
       auth.size() == kAlgorithm.size() || auth[kAlgorithm.size()] != ' ') {
     return Fail(400, "IncompleteSignature",
@@ -252,31 +181,31 @@ AuthResult SigV4Verifier::Verify(const SignedRequest& request, Millis now) const
                     "' and '" + scope[3] + "'");
   }
 
-  std::string canonical_headers;
-  std::vector<std::string> signed_names;
+  // The client's own list of signed headers, in its order, is what it signed.
+  aws::SigV4Input input;
   {
     std::string_view names = parts["SignedHeaders"];
     while (!names.empty()) {
       size_t semi = names.find(';');
-      signed_names.push_back(Lower(names.substr(0, semi)));
+      input.headers.emplace_back(Lower(names.substr(0, semi)), "");
       names = semi == std::string_view::npos ? "" : names.substr(semi + 1);
     }
   }
-  if (std::find(signed_names.begin(), signed_names.end(), "host") ==
-      signed_names.end()) {
+  if (std::none_of(input.headers.begin(), input.headers.end(),
+                   [](const auto& h) { return h.first == "host"; })) {
     return Fail(400, "IncompleteSignature",
                 "SignedHeaders must include the host header");
   }
-  for (const auto& name : signed_names) {
-    auto value = header(name);
-    if (!value) {
+  for (auto& [name, value] : input.headers) {
+    std::optional<std::string> received = header(name);
+    if (!received) {
       return Fail(403, "SignatureDoesNotMatch",
                   "Signed header '" + name + "' is not in the request");
     }
-    canonical_headers += name + ":" + *value + "\n";
+    value = std::move(*received);
   }
 
-  std::string payload_hash = Sha256Hex(request.body);
+  const std::string payload_hash = aws::Sha256Hex(request.body);
   if (auto declared = header("x-amz-content-sha256");
       declared && *declared != "UNSIGNED-PAYLOAD" && *declared != payload_hash) {
     return Fail(400, "SignatureDoesNotMatch",
@@ -286,26 +215,19 @@ AuthResult SigV4Verifier::Verify(const SignedRequest& request, Millis now) const
 
   std::string_view target = request.target;
   size_t question = target.find('?');
-  std::string_view path = target.substr(0, question);
-  std::string_view query =
-      question == std::string_view::npos ? "" : target.substr(question + 1);
-  std::string canonical_request = request.method + "\n" +
-                                  UriEncode(path.empty() ? "/" : path, true) +
-                                  "\n" + CanonicalQuery(query) + "\n" +
-                                  canonical_headers + "\n" +
-                                  parts["SignedHeaders"] + "\n" + payload_hash;
-  std::string scope_text =
-      scope[1] + "/" + scope[2] + "/" + scope[3] + "/aws4_request";
-  std::string string_to_sign = std::string(kAlgorithm) + "\n" + *amz_date +
-                               "\n" + scope_text + "\n" +
-                               Sha256Hex(canonical_request);
-  std::string key = HmacSha256("AWS4" + secret->second, scope[1]);
-  key = HmacSha256(key, scope[2]);
-  key = HmacSha256(key, scope[3]);
-  key = HmacSha256(key, "aws4_request");
-  std::string mac = HmacSha256(key, string_to_sign);
-  std::string expected =
-      Hex(reinterpret_cast<const unsigned char*>(mac.data()), mac.size());
+  const std::string query = question == std::string_view::npos
+                                ? ""
+                                : ReencodeQuery(target.substr(question + 1));
+  input.method = request.method;
+  input.path = target.substr(0, question);
+  input.query = query;
+  input.payload_hash = payload_hash;
+  input.amz_date = *amz_date;
+  input.region = region_;
+  input.service = service_;
+
+  const std::string expected =
+      aws::ComputeSigV4Signature(input, secret->second).signature;
   const std::string& given = parts["Signature"];
   if (given.size() != expected.size() ||
       CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0) {

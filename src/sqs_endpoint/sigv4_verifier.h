@@ -2,12 +2,16 @@
 //
 // The verifier rebuilds the canonical request from the bytes the server
 // received (method, path, query, the headers the client listed in
-// SignedHeaders, and the SHA-256 of the exact body), derives the signing key
-// from the secret of the access key named in the credential scope, and
-// compares signatures in constant time. It accepts the Authorization header
-// form only (not presigned query strings), requires the scope's region and
-// service to match, and rejects requests whose X-Amz-Date (or Date) is more
-// than 15 minutes from now.
+// SignedHeaders, and the SHA-256 of the exact body) and computes the expected
+// signature with the secret of the access key named in the credential scope,
+// through aws::ComputeSigV4Signature, the same code our signer uses (so the
+// path is normalised and encoded as the SDKs do). The only verifier-side
+// canonicalisation is of the query: names and values are decoded and
+// re-encoded strictly, so any client percent-encoding is accepted. Signatures
+// are compared in constant time. It accepts the Authorization header form
+// only (not presigned query strings), requires the scope's date to match
+// X-Amz-Date and its region and service to match, and rejects requests whose
+// X-Amz-Date is more than 15 minutes from now.
 //
 // Failures are returned as an AuthFailure naming the SQS error code that AWS
 // uses for that case, so the endpoint can answer as SQS does.
@@ -59,9 +63,11 @@ class SigV4Verifier {
 
   // Returns the access key id that signed `request`, or why it is rejected:
   // MissingAuthenticationToken (no Authorization header), IncompleteSignature
-  // (malformed header or scope), InvalidClientTokenId (unknown key),
-  // RequestExpired (date missing, malformed or off by more than 15 minutes),
-  // SignatureDoesNotMatch (wrong region/service or wrong signature).
+  // (malformed header or scope, X-Amz-Date missing or malformed, host not
+  // signed), InvalidClientTokenId (unknown key), RequestExpired (X-Amz-Date
+  // off by more than 15 minutes), SignatureDoesNotMatch (scope date, region
+  // or service wrong, a signed header absent, X-Amz-Content-SHA256 not the
+  // body's hash, or wrong signature).
   AuthResult Verify(
       const SignedRequest& request, Millis now) const;
 
@@ -71,7 +77,7 @@ class SigV4Verifier {
   const std::string service_;
 };
 
-// Lower-case hex SHA-256 of `data`.
+// Lower-case hex SHA-256 of `data` (aws::Sha256Hex).
 std::string Sha256Hex(const std::string& data);
 
 }  // namespace cruncher::sqs
