@@ -35,6 +35,10 @@ void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o, std::string& ack_text) 
                   "Stop receiving while this many Jobs are unfinished (0: no limit)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--create-qps", o.dispatcher.create_per_second,
+                  "At most this many Jobs created per second (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--visibility-timeout", o.dispatcher.visibility_seconds,
                   "The queue's visibility timeout; with on-success, how long a "
                   "message stays in flight between extensions")

@@ -43,6 +43,16 @@ bool TokenBucket::TryTake(Millis now) {
   return true;
 }
 
+int TokenBucket::Available(Millis now) {
+  Refill(now);
+  return static_cast<int>(tokens_);
+}
+
+void TokenBucket::Take(int n, Millis now) {
+  Refill(now);
+  tokens_ = std::max(0.0, tokens_ - n);
+}
+
 Millis TokenBucket::NextAvailable(Millis now) {
   Refill(now);
   if (tokens_ >= 1.0 || rate_ <= 0) return now;

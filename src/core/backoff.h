@@ -47,6 +47,10 @@ class TokenBucket {
   TokenBucket(double rate_per_second, double burst, Millis now);
   // Takes one token if available at `now`.
   bool TryTake(Millis now);
+  // Whole tokens available at `now`.
+  int Available(Millis now);
+  // Takes `n` tokens (at most those available).
+  void Take(int n, Millis now);
   // The earliest time at which one token will be available (≥ now).
   Millis NextAvailable(Millis now);
 

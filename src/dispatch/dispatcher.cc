@@ -37,7 +37,11 @@ Dispatcher::Dispatcher(MessageQueue& source, MessageQueue* dead_letter,
       template_(job_template),
       options_(options),
       clock_(clock),
-      retry_backoff_(options.retry_backoff) {}
+      retry_backoff_(options.retry_backoff) {
+  if (options.create_per_second > 0) {
+    create_bucket_.emplace(options.create_per_second, 10.0, clock.NowMillis());
+  }
+}
 
 Dispatcher::Outcome Dispatcher::Classify(const Message& message,
                                          const std::string& job_name,
@@ -135,6 +139,18 @@ Result<int> Dispatcher::RunOnce() {
       return 0;
     }
   }
+  if (create_bucket_) {
+    // Receive no more messages than there are tokens: a message received
+    // without one would only wait, invisible, in this process.
+    int tokens = create_bucket_->Available(now);
+    if (tokens == 0) {
+      CheckTracked(now, false);
+      Millis wait = create_bucket_->NextAvailable(now) - now;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::max<Millis>(1, wait)));
+      return 0;
+    }
+    batch = tokens;
+  }
   std::optional<int> visibility;
   if (options_.ack == AckStrategy::kOnSuccess) {
     visibility = options_.visibility_seconds;
@@ -142,6 +158,7 @@ Result<int> Dispatcher::RunOnce() {
   auto received = source_.Receive(batch, ReceiveWait(now), visibility);
   if (!received.ok()) return received.status();
   now = clock_.NowMillis();
+  if (create_bucket_) create_bucket_->Take(static_cast<int>(received->size()), now);
   // Render every message, then create their Jobs in one batch.
   std::vector<const Message*> rendered_messages;
   std::vector<std::string> job_names;

@@ -16,7 +16,9 @@
 // with the reason in the `cruncher-error` attribute and then deleted;
 // without one they stay for the queue's own redrive. Transient errors leave
 // the message in the queue, invisible for a per-message exponential backoff.
-// `max_active` stops receiving while that many Jobs of ours are unfinished.
+// `max_active` stops receiving while that many Jobs of ours are unfinished;
+// `create_per_second` caps Job creations with a token bucket (the API
+// server's protection), taking only as many messages as there are tokens.
 //
 // Thread-safety: one thread runs the loop; stats() may be read from others.
 #ifndef CRUNCHER_DISPATCH_DISPATCHER_H_
@@ -48,6 +50,7 @@ inline constexpr const char* kSourceMessageIdAttribute = "cruncher-source-messag
 struct DispatcherOptions {
   AckStrategy ack = AckStrategy::kOnCreate;
   int max_active = 0;       // 0: no limit
+  double create_per_second = 0;  // 0: no limit; burst of 10 otherwise
   int wait_seconds = 20;    // long poll
   // on-success: how long a received message stays invisible, renewed while
   // its Job runs.
@@ -115,6 +118,7 @@ class Dispatcher {
   ItemBackoff retry_backoff_;
   std::vector<Tracked> tracked_;
   Millis next_check_ = 0;
+  std::optional<TokenBucket> create_bucket_;
 };
 
 }  // namespace cruncher::dispatch

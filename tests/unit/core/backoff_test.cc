@@ -96,3 +96,21 @@ TEST(TokenBucketTest, ZeroRateNeverRefills) {
 
 }  // namespace
 }  // namespace cruncher
+
+namespace cruncher {
+namespace {
+
+TEST(TokenBucketAvailableTest, CountsWholeTokensAndTakeSpendsThem) {
+  TokenBucket bucket(/*rate_per_second=*/2, /*burst=*/5, /*now=*/0);
+  EXPECT_EQ(bucket.Available(0), 5);
+  bucket.Take(3, 0);
+  EXPECT_EQ(bucket.Available(0), 2);
+  bucket.Take(10, 0);  // never below zero
+  EXPECT_EQ(bucket.Available(0), 0);
+  EXPECT_EQ(bucket.Available(499), 0);
+  EXPECT_EQ(bucket.Available(500), 1);
+  EXPECT_EQ(bucket.Available(10'000), 5);  // capped at the burst
+}
+
+}  // namespace
+}  // namespace cruncher

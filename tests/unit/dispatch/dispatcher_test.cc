@@ -326,6 +326,22 @@ TEST_F(DispatcherTest, BackpressureStopsReceivingAtMaxActive) {
   EXPECT_EQ(source_.size(), 3u);
 }
 
+TEST_F(DispatcherTest, CreateRateReceivesNoMoreThanTheTokens) {
+  DispatcherOptions options;
+  options.create_per_second = 2;  // burst of 10
+  auto d = Make(options, false);
+  for (int i = 0; i < 14; ++i) source_.Add(R"({"msg": "x"})");
+  EXPECT_EQ(RunOnce(*d), 10);  // the burst
+  EXPECT_EQ(backend_.size(), 10u);
+  EXPECT_EQ(RunOnce(*d), 0);  // no token left: nothing received
+  ASSERT_EQ(source_.receive_calls().size(), 1u);
+  clock_.Advance(1'000);  // two tokens
+  EXPECT_EQ(RunOnce(*d), 2);
+  EXPECT_EQ(source_.receive_calls().back().max_messages, 2);
+  EXPECT_EQ(backend_.size(), 12u);
+  EXPECT_EQ(source_.size(), 2u);
+}
+
 TEST_F(DispatcherTest, BackpressureCountsRealUnfinishedJobs) {
   DispatcherOptions options;
   options.max_active = 2;
