@@ -93,6 +93,15 @@ Result<std::map<std::string, std::string>> AuthKeys(const EndpointFlags& e) {
 }
 
 int Run(ServeOptions& o) {
+  // Signals are taken by sigwait below. Blocked first, before any thread
+  // starts (the stores' doorbell watchers, the endpoint, the executor), so
+  // that every thread inherits the mask; the executor's children reset it.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   auto tmpl = JobTemplate::Load(o.template_path);
   if (!tmpl.ok()) return Fail(tmpl.status());
   o.runtime.dispatcher.ack = *dispatch::ParseAckStrategy(o.ack);
@@ -103,18 +112,6 @@ int Run(ServeOptions& o) {
   auto jobs = OpenJobStore(o.backend);
   if (!jobs.ok()) return Fail(jobs.status());
   if (o.verbose) SetLogLevel(LogLevel::kDebug);
-
-  // Signals are taken by sigwait below; every thread started from here on
-  // inherits the blocked mask (the executor's children reset it).
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  LocalRuntime runtime((*queues)->queue(), (*queues)->dead_letter(), **jobs,
-                       o.backend.data_dir, *tmpl, o.runtime);
-  if (Status s = runtime.Start(); !s.ok()) return Fail(s);
 
   std::unique_ptr<sqs::SqsEndpoint> endpoint;
   nlohmann::json endpoint_fields = nullptr;
@@ -138,6 +135,11 @@ int Run(ServeOptions& o) {
                        {"queue_url", endpoint->url() + "/000000000000/" +
                                          (*queues)->queue_name()}};
   }
+  // After the endpoint: a port in use must fail the command before any
+  // task is started or recovered.
+  LocalRuntime runtime((*queues)->queue(), (*queues)->dead_letter(), **jobs,
+                       o.backend.data_dir, *tmpl, o.runtime);
+  if (Status s = runtime.Start(); !s.ok()) return Fail(s);
   Log(LogLevel::kInfo, "serving",
       {{"data_dir", o.backend.data_dir},
        {"queue", (*queues)->queue_name()},

@@ -105,6 +105,10 @@ Result<ChildProcess> SpawnProcess(const ProcessSpec& spec) {
     ::dup2(null_fd, 0);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
+    // Nothing else of the executor's reaches the task: not every library
+    // opens its descriptors close-on-exec, and an inherited listening socket
+    // would keep the SQS port bound after the executor died.
+    ::close_range(3, ~0U, 0);
     if (!spec.working_dir.empty() && ::chdir(spec.working_dir.c_str()) != 0) {
       WriteAll(2, "cruncher: cannot enter workingDir\n");
       ::_exit(127);

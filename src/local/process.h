@@ -2,6 +2,7 @@
 //
 // Each attempt runs in its own process group (so a deadline kills the whole
 // tree), with stdout and stderr sent to one log file, stdin from /dev/null,
+// no other inherited descriptor,
 // and the parent-death signal set to SIGKILL: if the executor dies, even by
 // kill -9, its attempts die with it instead of running on unsupervised.
 //

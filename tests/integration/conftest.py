@@ -76,7 +76,9 @@ class Server:
         self.log = open(Path(data_dir).parent / f"serve-{time.monotonic_ns()}.log", "w+")
         self.proc = subprocess.Popen(
             [BIN, "local", "serve", "--data-dir", str(data_dir), "--template", str(template),
-             "--backoff-scale", "0.01", *extra],
+             "--backoff-scale", "0.01", *extra,
+             # A free port: never collide with anything on the default 9324.
+             *([] if "--sqs-port" in extra else ["--sqs-port", "0"])],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def logs(self):
