@@ -487,8 +487,9 @@ Result<std::vector<Message>> LocalQueueStore::Receive(
   }
 }
 
-std::vector<BatchEntryResult> LocalQueueStore::Delete(
-    const std::string& queue, const std::vector<std::string>& handles) {
+std::vector<BatchEntryResult> LocalQueueStore::ForEachHandle(
+    const std::string& queue, const std::vector<std::string>& handles,
+    const HandleAction& action) {
   std::vector<BatchEntryResult> results;
   auto fail_all = [&](const Status& s) {
     results.clear();
@@ -500,11 +501,7 @@ std::vector<BatchEntryResult> LocalQueueStore::Delete(
   if (auto s = tx.Begin(); !s.ok()) return fail_all(s);
   auto loaded = LoadQueue(queue);
   if (!loaded.ok()) return fail_all(loaded.status());
-  auto del = db_->Prepare(
-      "DELETE FROM messages WHERE seq=? AND queue_id=? AND receipt=?");
-  auto exists = db_->Prepare("SELECT 1 FROM messages WHERE seq=? AND queue_id=?");
-  if (!del.ok()) return fail_all(del.status());
-  if (!exists.ok()) return fail_all(exists.status());
+  Millis now = clock_.NowMillis();
   for (const auto& handle : handles) {
     int64_t seq = 0;
     std::string token;
@@ -512,72 +509,75 @@ std::vector<BatchEntryResult> LocalQueueStore::Delete(
       results.push_back({handle, InvalidArgument("receipt handle is invalid: " + handle)});
       continue;
     }
-    del->Reset();
-    del->Bind(1, seq).Bind(2, loaded->first).Bind(3, token);
-    if (auto s = del->Run(); !s.ok()) return fail_all(s);
-    if (db_->changes() > 0) {
-      results.push_back({handle, Status::Ok()});
-      continue;
-    }
-    exists->Reset();
-    exists->Bind(1, seq).Bind(2, loaded->first);
-    bool still_there = exists->Step();
-    results.push_back(
-        {handle, still_there ? InvalidArgument(
-                                   "receipt handle is stale: the message was "
-                                   "delivered again since; use the newest handle")
-                             : Status::Ok()});
+    Status entry;
+    Status db = action(loaded->first, seq, token, now, &entry);
+    if (!db.ok()) return fail_all(db);
+    results.push_back({handle, entry});
   }
   if (auto s = tx.Commit(); !s.ok()) return fail_all(s);
   return results;
 }
 
+std::vector<BatchEntryResult> LocalQueueStore::Delete(
+    const std::string& queue, const std::vector<std::string>& handles) {
+  return ForEachHandle(
+      queue, handles,
+      [this](int64_t queue_id, int64_t seq, const std::string& token, Millis,
+             Status* entry) {
+        CRUNCHER_ASSIGN_OR_RETURN(
+            Statement del,
+            db_->Prepare("DELETE FROM messages WHERE seq=? AND queue_id=? AND "
+                         "receipt=?"));
+        del.Bind(1, seq).Bind(2, queue_id).Bind(3, token);
+        CRUNCHER_RETURN_IF_ERROR(del.Run());
+        if (db_->changes() > 0) return Status::Ok();  // *entry stays OK
+        CRUNCHER_ASSIGN_OR_RETURN(
+            Statement exists,
+            db_->Prepare("SELECT 1 FROM messages WHERE seq=? AND queue_id=?"));
+        exists.Bind(1, seq).Bind(2, queue_id);
+        bool still_there = exists.Step();
+        CRUNCHER_RETURN_IF_ERROR(exists.status());
+        // A message that is gone was deleted already: that counts as done.
+        if (still_there) {
+          *entry = InvalidArgument(
+              "receipt handle is stale: the message was delivered again "
+              "since; use the newest handle");
+        }
+        return Status::Ok();
+      });
+}
+
 std::vector<BatchEntryResult> LocalQueueStore::ChangeVisibility(
     const std::string& queue, const std::vector<std::string>& handles,
     int visibility_seconds) {
-  std::vector<BatchEntryResult> results;
-  auto fail_all = [&](const Status& s) {
-    results.clear();
-    for (const auto& h : handles) results.push_back({h, s});
-    return results;
-  };
   if (visibility_seconds < 0 || visibility_seconds > kMaxVisibilitySeconds) {
-    return fail_all(InvalidArgument("VisibilityTimeout must be 0 to 43200 seconds"));
+    std::vector<BatchEntryResult> results;
+    for (const auto& h : handles) {
+      results.push_back(
+          {h, InvalidArgument("VisibilityTimeout must be 0 to 43200 seconds")});
+    }
+    return results;
   }
   bool made_visible = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    Transaction tx(*db_);
-    if (auto s = tx.Begin(); !s.ok()) return fail_all(s);
-    auto loaded = LoadQueue(queue);
-    if (!loaded.ok()) return fail_all(loaded.status());
-    Millis now = clock_.NowMillis();
-    auto upd = db_->Prepare(
-        "UPDATE messages SET visible_at=? WHERE seq=? AND queue_id=? AND "
-        "receipt=? AND visible_at>?");
-    if (!upd.ok()) return fail_all(upd.status());
-    for (const auto& handle : handles) {
-      int64_t seq = 0;
-      std::string token;
-      if (!ParseHandle(handle, &seq, &token)) {
-        results.push_back({handle, InvalidArgument("receipt handle is invalid: " + handle)});
-        continue;
-      }
-      upd->Reset();
-      upd->Bind(1, now + visibility_seconds * 1000LL).Bind(2, seq);
-      upd->Bind(3, loaded->first).Bind(4, token).Bind(5, now);
-      if (auto s = upd->Run(); !s.ok()) return fail_all(s);
-      if (db_->changes() > 0) {
-        results.push_back({handle, Status::Ok()});
-        made_visible = made_visible || visibility_seconds == 0;
-      } else {
-        results.push_back({handle, FailedPrecondition(
-                                       "message is not in flight for this "
-                                       "receipt handle")});
-      }
-    }
-    if (auto s = tx.Commit(); !s.ok()) return fail_all(s);
-  }
+  auto results = ForEachHandle(
+      queue, handles,
+      [&](int64_t queue_id, int64_t seq, const std::string& token, Millis now,
+          Status* entry) {
+        CRUNCHER_ASSIGN_OR_RETURN(
+            Statement upd,
+            db_->Prepare("UPDATE messages SET visible_at=? WHERE seq=? AND "
+                         "queue_id=? AND receipt=? AND visible_at>?"));
+        upd.Bind(1, now + visibility_seconds * 1000LL).Bind(2, seq);
+        upd.Bind(3, queue_id).Bind(4, token).Bind(5, now);
+        CRUNCHER_RETURN_IF_ERROR(upd.Run());
+        if (db_->changes() == 0) {
+          *entry = FailedPrecondition(
+              "message is not in flight for this receipt handle");
+        } else {
+          made_visible = made_visible || visibility_seconds == 0;
+        }
+        return Status::Ok();
+      });
   if (made_visible) doorbell_->Ring();
   return results;
 }

@@ -20,6 +20,7 @@
 #ifndef CRUNCHER_LOCAL_QUEUE_STORE_H_
 #define CRUNCHER_LOCAL_QUEUE_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -136,6 +137,17 @@ class LocalQueueStore {
                                            std::optional<int> visibility,
                                            Millis* next_visible);
   void DropExpired(int64_t queue_id, const QueueConfig& config, Millis now);
+  // Runs `action` for each well-formed receipt handle of `queue` in one
+  // transaction; a malformed handle fails its own entry. The action sets
+  // the entry's outcome in `*entry` and returns an error only when the
+  // database fails, which fails every entry (the transaction is rolled
+  // back). Takes mu_.
+  using HandleAction =
+      std::function<Status(int64_t queue_id, int64_t seq,
+                           const std::string& token, Millis now, Status* entry)>;
+  std::vector<BatchEntryResult> ForEachHandle(
+      const std::string& queue, const std::vector<std::string>& handles,
+      const HandleAction& action);
 
   const std::string data_dir_;
   std::mutex mu_;  // serializes use of db_
