@@ -94,6 +94,22 @@ size_t MessageSize(const OutgoingMessage& m) {
   return size;
 }
 
+// The message columns, in the order MessageFromRow reads them after `seq`.
+constexpr const char* kMessageColumns =
+    "seq, message_id, body, attributes, sent_at, receive_count, "
+    "first_received_at";
+
+Message MessageFromRow(const Statement& row) {
+  Message m;
+  m.id = row.Text(1);
+  m.body = row.Text(2);
+  m.attributes = AttributesFromJson(row.Text(3));
+  m.sent_at = row.Int(4);
+  m.receive_count = static_cast<int>(row.Int(5));
+  m.first_received_at = row.Int(6);
+  return m;
+}
+
 // Receipt handles are "<seq>.<token>"; the token changes on every delivery.
 bool ParseHandle(const std::string& handle, int64_t* seq, std::string* token) {
   size_t dot = handle.find('.');
@@ -389,9 +405,8 @@ Result<std::vector<Message>> LocalQueueStore::ReceiveOnce(
 
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement select,
-      db_->Prepare("SELECT seq, message_id, body, attributes, sent_at, "
-                   "receive_count, first_received_at FROM messages "
-                   "WHERE queue_id=? AND visible_at<=? "
+      db_->Prepare(std::string("SELECT ") + kMessageColumns +
+                   " FROM messages WHERE queue_id=? AND visible_at<=? "
                    "ORDER BY visible_at, seq LIMIT ?"));
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement deliver,
@@ -410,16 +425,7 @@ Result<std::vector<Message>> LocalQueueStore::ReceiveOnce(
     select.Bind(1, queue_id).Bind(2, now).Bind(3, max - static_cast<int>(out.size()));
     more = false;
     std::vector<std::pair<int64_t, Message>> rows;
-    while (select.Step()) {
-      Message m;
-      m.id = select.Text(1);
-      m.body = select.Text(2);
-      m.attributes = AttributesFromJson(select.Text(3));
-      m.sent_at = select.Int(4);
-      m.receive_count = static_cast<int>(select.Int(5));
-      m.first_received_at = select.Int(6);
-      rows.emplace_back(select.Int(0), std::move(m));
-    }
+    while (select.Step()) rows.emplace_back(select.Int(0), MessageFromRow(select));
     CRUNCHER_RETURN_IF_ERROR(select.status());
     for (auto& [seq, m] : rows) {
       if (dlq_id && m.receive_count >= info.config.redrive->max_receive_count) {
@@ -608,21 +614,12 @@ Result<std::vector<Message>> LocalQueueStore::Peek(const std::string& queue,
   CRUNCHER_ASSIGN_OR_RETURN(auto loaded, LoadQueue(queue));
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement st,
-      db_->Prepare("SELECT message_id, body, attributes, sent_at, "
-                   "receive_count, first_received_at FROM messages "
-                   "WHERE queue_id=? ORDER BY visible_at, seq LIMIT ?"));
+      db_->Prepare(std::string("SELECT ") + kMessageColumns +
+                   " FROM messages WHERE queue_id=? "
+                   "ORDER BY visible_at, seq LIMIT ?"));
   st.Bind(1, loaded.first).Bind(2, limit);
   std::vector<Message> out;
-  while (st.Step()) {
-    Message m;
-    m.id = st.Text(0);
-    m.body = st.Text(1);
-    m.attributes = AttributesFromJson(st.Text(2));
-    m.sent_at = st.Int(3);
-    m.receive_count = static_cast<int>(st.Int(4));
-    m.first_received_at = st.Int(5);
-    out.push_back(std::move(m));
-  }
+  while (st.Step()) out.push_back(MessageFromRow(st));
   CRUNCHER_RETURN_IF_ERROR(st.status());
   return out;
 }
