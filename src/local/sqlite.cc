@@ -1,6 +1,8 @@
 #include "local/sqlite.h"
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <map>
 
 namespace cruncher::local {
@@ -40,7 +42,17 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
                        (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
   }
   sqlite3_busy_timeout(raw, 10'000);
-  CRUNCHER_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
+  // Two processes opening a fresh database at once (the CLI and `local
+  // serve`) both try to switch it to WAL; the loser gets SQLITE_BUSY at once,
+  // without the busy handler's wait, so wait here (as long as that would).
+  Status wal = db->Exec("PRAGMA journal_mode=WAL");
+  for (int tries = 0; !wal.ok() && wal.code() == StatusCode::kUnavailable &&
+                      tries < 200;
+       ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    wal = db->Exec("PRAGMA journal_mode=WAL");
+  }
+  CRUNCHER_RETURN_IF_ERROR(wal);
   CRUNCHER_RETURN_IF_ERROR(db->Exec(durability == Durability::kFull
                                         ? "PRAGMA synchronous=FULL"
                                         : "PRAGMA synchronous=NORMAL"));

@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <atomic>
+#include <filesystem>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -641,6 +644,39 @@ TEST_F(LongPollTest, TwoStoresConcurrentSendersAllReceivedExactlyOnce) {
   auto d = store_->Depth("q");
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->visible + d->in_flight + d->delayed, 0);
+}
+
+}  // namespace
+}  // namespace cruncher::local
+
+namespace cruncher::local {
+namespace {
+
+// The CLI and `local serve` often open a fresh data directory at the same
+// moment; neither may fail with "database is locked".
+TEST(QueueStoreOpenTest, ConcurrentOpensOfAFreshDirectoryAllSucceed) {
+  for (int round = 0; round < 10; ++round) {
+    char tmpl[] = "/tmp/cruncher-open-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string dir = tmpl;
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    std::string last_error;
+    std::mutex mu;
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([&] {
+        auto store = LocalQueueStore::Open(dir);
+        if (!store.ok()) {
+          failures++;
+          std::lock_guard<std::mutex> lock(mu);
+          last_error = store.status().ToString();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(failures.load(), 0) << last_error;
+    std::filesystem::remove_all(dir);
+  }
 }
 
 }  // namespace
