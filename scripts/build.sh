@@ -5,7 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-build}"
 shift || true
+launcher=()
+# ccache (installed by setup.sh) keeps compiled objects across fresh clones:
+# CI builds a new clone each time, and most files do not change between runs.
+# base_dir makes the cache key independent of where the clone lives.
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}" CCACHE_NOHASHDIR=true
+fi
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_COMPILE_WARNING_AS_ERROR=ON "$@" >/dev/null
+  -DCMAKE_COMPILE_WARNING_AS_ERROR=ON "${launcher[@]}" "$@" >/dev/null
 # Two cores here; more jobs only add memory pressure.
 ninja -C "$dir" -j "$(nproc)"

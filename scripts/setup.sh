@@ -8,7 +8,7 @@ APT_PACKAGES=(
   libsqlite3-dev sqlite3 nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libssl-dev libcurl4-openssl-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format clang-tidy
+  clang-format clang-tidy ccache
   iputils-ping iproute2 procps curl openssl
   python3 python3-pip python3-venv
 )

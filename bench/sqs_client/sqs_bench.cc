@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   auto start = std::chrono::steady_clock::now();
   const std::clock_t cpu_start = std::clock();
   while (received < expected && empty_in_a_row < 3) {
-    auto messages = (*queue)->Receive(10, 0, std::nullopt);
+    auto messages = (*queue)->Receive(10, 0, std::nullopt, {});
     ++calls;
     if (!messages.ok()) {
       std::fprintf(stderr, "receive: %s\n",

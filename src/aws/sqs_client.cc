@@ -618,7 +618,8 @@ Result<std::vector<MessageMoveTask>> SqsClient::ListMessageMoveTasks(
 }
 
 Result<std::vector<Message>> SqsMessageQueue::Receive(
-    int max_messages, int wait_seconds, std::optional<int> visibility_seconds) {
+    int max_messages, int wait_seconds, std::optional<int> visibility_seconds,
+    const std::stop_token& /*stop*/) {
   return client_->ReceiveMessage(queue_url_, max_messages, wait_seconds,
                                  visibility_seconds);
 }

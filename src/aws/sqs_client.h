@@ -217,7 +217,8 @@ class SqsMessageQueue final : public MessageQueue {
   std::string name() const override { return queue_url_; }
   Result<std::vector<Message>> Receive(
       int max_messages, int wait_seconds,
-      std::optional<int> visibility_seconds) override;
+      std::optional<int> visibility_seconds,
+      const std::stop_token& stop) override;
   Result<std::string> Send(const OutgoingMessage& message) override;
   std::vector<BatchEntryResult> DeleteBatch(
       const std::vector<std::string>& receipt_handles) override;

@@ -81,7 +81,7 @@ class SqsQueueBackend final : public QueueBackend {
     // A few receives: SQS samples servers, so one call may miss messages.
     for (int round = 0; round < 5 && static_cast<int>(out.size()) < limit; ++round) {
       CRUNCHER_ASSIGN_OR_RETURN(
-          auto got, dead_letter_->Receive(std::min(10, limit), 0, 0));
+          auto got, dead_letter_->Receive(std::min(10, limit), 0, 0, {}));
       if (got.empty()) break;
       for (auto& m : got) {
         if (seen.insert(m.id).second && static_cast<int>(out.size()) < limit) {

@@ -1,8 +1,23 @@
 #include "core/clock.h"
 
+#include <condition_variable>
 #include <ctime>
+#include <mutex>
 
 namespace cruncher {
+
+bool SystemClock::SleepUntil(Millis deadline,
+                             const std::stop_token& stop) const {
+  std::mutex mu;
+  std::condition_variable_any cv;  // woken by `stop` only
+  std::unique_lock<std::mutex> lock(mu);
+  for (;;) {
+    if (stop.stop_requested()) return false;
+    Millis left = deadline - NowMillis();
+    if (left <= 0) return true;
+    cv.wait_for(lock, stop, std::chrono::milliseconds(left), [] { return false; });
+  }
+}
 
 std::string FormatRfc3339(Millis t) {
   std::time_t secs = static_cast<std::time_t>(t / 1000);

@@ -1,7 +1,9 @@
 // Clock: the one source of "now" for code that has side effects.
 //
 // Policy code (backoff, rate limits) never calls a clock; it takes `now` as an
-// argument. Loops that sleep take a Clock so tests can drive time.
+// argument. Loops wait through their Clock (SleepUntil/SleepFor) with a stop
+// token, so a stop interrupts the wait at once and tests drive time with a
+// fake clock instead of sleeping.
 //
 // Thread-safety: implementations are safe to call from any thread.
 #ifndef CRUNCHER_CORE_CLOCK_H_
@@ -9,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <stop_token>
 #include <string>
 
 namespace cruncher {
@@ -19,6 +22,16 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual Millis NowMillis() const = 0;
+
+  // Blocks until NowMillis() >= `deadline` or until `stop` is requested,
+  // whichever comes first. Returns false if the stop ended the wait (also
+  // when it was requested before the call), true otherwise.
+  virtual bool SleepUntil(Millis deadline, const std::stop_token& stop) const = 0;
+
+  // SleepUntil(NowMillis() + duration, stop).
+  bool SleepFor(Millis duration, const std::stop_token& stop) const {
+    return SleepUntil(NowMillis() + duration, stop);
+  }
 };
 
 // Wall-clock time; durable records (queue, jobs) store it.
@@ -29,6 +42,8 @@ class SystemClock final : public Clock {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
+  // Re-reads the wall clock after each wake-up, so a clock step is obeyed.
+  bool SleepUntil(Millis deadline, const std::stop_token& stop) const override;
   static SystemClock& Get() {
     static SystemClock clock;
     return clock;

@@ -13,6 +13,7 @@
 
 #include <map>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -67,9 +68,13 @@ class MessageQueue {
   // Receives up to `max_messages` (1..10), waiting up to `wait_seconds`
   // (0..20) for the first one to arrive. `visibility_seconds` overrides the
   // queue's visibility timeout. Returns an empty vector when nothing arrived.
+  // A stop requested through `stop` ends the wait early: the call then
+  // returns what it has (usually nothing, as SQS does at the end of a wait)
+  // within about a second; messages it had already received are returned,
+  // never dropped.
   virtual Result<std::vector<Message>> Receive(
       int max_messages, int wait_seconds,
-      std::optional<int> visibility_seconds) = 0;
+      std::optional<int> visibility_seconds, const std::stop_token& stop) = 0;
 
   // Sends one message; returns its message id.
   virtual Result<std::string> Send(const OutgoingMessage& message) = 0;

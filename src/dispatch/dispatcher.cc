@@ -155,7 +155,7 @@ Result<int> Dispatcher::RunOnce() {
   if (options_.ack == AckStrategy::kOnSuccess) {
     visibility = options_.visibility_seconds;
   }
-  auto received = source_.Receive(batch, ReceiveWait(now), visibility);
+  auto received = source_.Receive(batch, ReceiveWait(now), visibility, {});
   if (!received.ok()) return received.status();
   now = clock_.NowMillis();
   if (create_bucket_) create_bucket_->Take(static_cast<int>(received->size()), now);

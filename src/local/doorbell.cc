@@ -96,9 +96,11 @@ uint64_t Doorbell::generation() const {
 }
 
 bool Doorbell::WaitUntil(uint64_t seen,
-                         std::chrono::steady_clock::time_point deadline) const {
+                         std::chrono::steady_clock::time_point deadline,
+                         const std::stop_token& stop) const {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_until(lock, deadline, [&] { return generation_ != seen; });
+  return cv_.wait_until(lock, stop, deadline,
+                        [&] { return generation_ != seen; });
 }
 
 }  // namespace cruncher::local

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -43,9 +44,10 @@ class Doorbell {
   // The number of rings seen so far; pass it to WaitUntil.
   uint64_t generation() const;
 
-  // Blocks until a ring after `seen` or `deadline`. True if it rang.
-  bool WaitUntil(uint64_t seen,
-                 std::chrono::steady_clock::time_point deadline) const;
+  // Blocks until a ring after `seen`, `deadline`, or a stop requested
+  // through `stop`. True if it rang.
+  bool WaitUntil(uint64_t seen, std::chrono::steady_clock::time_point deadline,
+                 const std::stop_token& stop = {}) const;
 
  private:
   Doorbell(int file_fd, int inotify_fd, int wake_fd);
@@ -56,7 +58,7 @@ class Doorbell {
   const int inotify_fd_;
   const int wake_fd_;  // eventfd that stops the watcher thread
   mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
+  mutable std::condition_variable_any cv_;
   uint64_t generation_ = 0;  // guarded by mu_
   std::function<void()> listener_;  // guarded by mu_
   std::thread watcher_;

@@ -461,7 +461,7 @@ Result<std::vector<Message>> LocalQueueStore::ReceiveOnce(
 
 Result<std::vector<Message>> LocalQueueStore::Receive(
     const std::string& queue, int max_messages, int wait_seconds,
-    std::optional<int> visibility_seconds) {
+    std::optional<int> visibility_seconds, const std::stop_token& stop) {
   if (max_messages < 1 || max_messages > kMaxBatch) {
     return InvalidArgument("MaxNumberOfMessages must be 1 to 10");
   }
@@ -480,7 +480,7 @@ Result<std::vector<Message>> LocalQueueStore::Receive(
     auto got = ReceiveOnce(queue, max_messages, visibility_seconds, &next_visible);
     if (!got.ok()) return got.status().WithContext("receive from queue " + queue);
     auto now = std::chrono::steady_clock::now();
-    if (!got->empty() || now >= deadline) return got;
+    if (!got->empty() || now >= deadline || stop.stop_requested()) return got;
     // Sleep until a ring, the deadline, or the next invisible message
     // becoming visible again, whichever comes first.
     auto wake = deadline;
@@ -489,7 +489,7 @@ Result<std::vector<Message>> LocalQueueStore::Receive(
           std::max<Millis>(1, next_visible - clock_.NowMillis()));
       wake = std::min(wake, now + until);
     }
-    doorbell_->WaitUntil(seen, wake);
+    doorbell_->WaitUntil(seen, wake, stop);
   }
 }
 

@@ -101,7 +101,8 @@ class LocalQueueStore {
 
   Result<std::vector<Message>> Receive(const std::string& queue,
                                        int max_messages, int wait_seconds,
-                                       std::optional<int> visibility_seconds);
+                                       std::optional<int> visibility_seconds,
+                                       const std::stop_token& stop = {});
   // One result per handle, in order. A malformed or stale handle fails its
   // entry with InvalidArgument; an already deleted message counts as deleted.
   std::vector<BatchEntryResult> Delete(const std::string& queue,
@@ -164,9 +165,10 @@ class LocalMessageQueue final : public MessageQueue {
   std::string name() const override { return queue_; }
   Result<std::vector<Message>> Receive(
       int max_messages, int wait_seconds,
-      std::optional<int> visibility_seconds) override {
+      std::optional<int> visibility_seconds,
+      const std::stop_token& stop) override {
     return store_.Receive(queue_, max_messages, wait_seconds,
-                          visibility_seconds);
+                          visibility_seconds, stop);
   }
   Result<std::string> Send(const OutgoingMessage& message) override {
     return store_.Send(queue_, message);

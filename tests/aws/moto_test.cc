@@ -147,7 +147,7 @@ TEST(SqsEmulatorTest, SendReceiveDeleteWithAttributesAndDepth) {
   std::map<int, Message> received;
   const Millis before = SystemClock::Get().NowMillis();
   for (int round = 0; round < 10 && received.size() < 15; ++round) {
-    auto messages = queue.Receive(10, 1, std::nullopt);
+    auto messages = queue.Receive(10, 1, std::nullopt, {});
     ASSERT_TRUE(messages.ok()) << messages.status().ToString();
     for (const auto& m : *messages) {
       int i = json::parse(m.body)["i"];

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fakes/fake_clock.h"
 #include "test_util.h"
 
 namespace cruncher::aws {
@@ -15,11 +16,6 @@ using testing::HeaderOf;
 
 constexpr char kQueue[] = "https://sqs.us-east-1.amazonaws.com/123456789012/q";
 
-class FixedClock final : public Clock {
- public:
-  Millis NowMillis() const override { return now; }
-  Millis now = 1440938160000;  // 2015-08-30T12:36:00Z
-};
 
 struct Harness {
   explicit Harness(FakeTransport::Script script, RetryPolicy retry = {})
@@ -38,7 +34,7 @@ struct Harness {
         config, transport, std::make_shared<StaticCredentialsProvider>(creds),
         clock);
   }
-  FixedClock clock;
+  cruncher::testing::FakeClock clock{1440938160000};  // 2015-08-30T12:36:00Z
   std::shared_ptr<FakeTransport> transport;
   std::vector<Millis> sleeps;
   std::unique_ptr<SqsClient> client;

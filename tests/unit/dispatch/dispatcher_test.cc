@@ -129,7 +129,7 @@ TEST_F(DispatcherTest, RedeliveryMeetsAlreadyExistsMakesNoDuplicateAndAcks) {
   // The first delivery's Job is created, but the ack is lost: the message
   // comes back after its visibility timeout.
   {
-    auto got = source_.Receive(1, 0, std::nullopt);
+    auto got = source_.Receive(1, 0, std::nullopt, {});
     ASSERT_EQ(got->size(), 1u);
     auto manifest = template_.RenderForMessage((*got)[0], "tasks");
     ASSERT_TRUE(manifest.ok());

@@ -50,7 +50,8 @@ class FakeMessageQueue final : public MessageQueue {
 
   Result<std::vector<Message>> Receive(
       int max_messages, int wait_seconds,
-      std::optional<int> visibility_seconds) override {
+      std::optional<int> visibility_seconds,
+      const std::stop_token& /*stop*/) override {
     std::lock_guard<std::mutex> lock(mu_);
     receive_calls_.push_back({max_messages, wait_seconds, visibility_seconds});
     if (!receive_error_.ok()) return receive_error_;
