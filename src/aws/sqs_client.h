@@ -215,10 +215,9 @@ class SqsMessageQueue final : public MessageQueue {
       : client_(std::move(client)), queue_url_(std::move(queue_url)) {}
 
   std::string name() const override { return queue_url_; }
-  Result<std::vector<Message>> Receive(
-      int max_messages, int wait_seconds,
-      std::optional<int> visibility_seconds,
-      const std::stop_token& stop) override;
+  Result<std::vector<Message>> Receive(int max_messages, int wait_seconds,
+                                       std::optional<int> visibility_seconds,
+                                       const std::stop_token& stop) override;
   Result<std::string> Send(const OutgoingMessage& message) override;
   std::vector<BatchEntryResult> DeleteBatch(
       const std::vector<std::string>& receipt_handles) override;

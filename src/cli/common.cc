@@ -48,8 +48,10 @@ void AddBackendOptions(CLI::App* cmd, BackendOptions& options) {
   cmd->add_option("--endpoint-url", options.endpoint_url,
                   "SQS endpoint (default: from the queue URL, "
                   "AWS_ENDPOINT_URL_SQS or AWS_ENDPOINT_URL)");
-  cmd->add_option("--region", options.region, "AWS region (default: as the AWS CLI)");
-  cmd->add_option("--profile", options.profile, "AWS profile (default: AWS_PROFILE)");
+  cmd->add_option("--region", options.region,
+                  "AWS region (default: as the AWS CLI)");
+  cmd->add_option("--profile", options.profile,
+                  "AWS profile (default: AWS_PROFILE)");
 }
 
 Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
@@ -63,10 +65,12 @@ Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
   auto ensure = [&](const std::string& name, const local::QueueConfig& config) {
     auto existing = store->GetQueue(name);
     if (existing.ok()) return Status::Ok();
-    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+    if (existing.status().code() != StatusCode::kNotFound)
+      return existing.status();
     Status created = store->CreateQueue(name, config);
     // Another process may have created it in between: that is fine.
-    return created.code() == StatusCode::kAlreadyExists ? Status::Ok() : created;
+    return created.code() == StatusCode::kAlreadyExists ? Status::Ok()
+                                                        : created;
   };
   local::QueueConfig dlq_config;
   dlq_config.retention_seconds = 1'209'600;  // 14 days, as AWS advises for DLQs
@@ -119,8 +123,11 @@ Result<Millis> ParseDuration(const std::string& text) {
     consumed += static_cast<size_t>(it->length());
     Millis n = std::stoll((*it)[1]);
     std::string unit = (*it)[2];
-    Millis scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60'000
-                   : unit == "h" ? 3'600'000 : 86'400'000;
+    Millis scale = unit == "ms"  ? 1
+                   : unit == "s" ? 1000
+                   : unit == "m" ? 60'000
+                   : unit == "h" ? 3'600'000
+                                 : 86'400'000;
     total += n * scale;
   }
   if (text.empty() || consumed != text.size()) {
@@ -143,7 +150,8 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       line += row[i];
-      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 3, ' ');
+      if (i + 1 < row.size())
+        line += std::string(widths[i] - row[i].size() + 3, ' ');
     }
     out += line + "\n";
   }
@@ -153,10 +161,14 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
 std::string OneLine(const std::string& text, size_t max) {
   std::string out;
   for (char c : text) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\r') out += "\\r";
-    else out.push_back(c);
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\r')
+      out += "\\r";
+    else
+      out.push_back(c);
   }
   if (out.size() > max) out = out.substr(0, max - 3) + "...";
   return out;
@@ -165,17 +177,20 @@ std::string OneLine(const std::string& text, size_t max) {
 std::string FormatJobTable(const std::vector<Job>& jobs, bool wide,
                            Millis now) {
   std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> header = {"NAME", "STATUS", "COMPLETIONS", "FAILED",
-                                     "AGE", "TASK"};
+  std::vector<std::string> header = {"NAME",   "STATUS", "COMPLETIONS",
+                                     "FAILED", "AGE",    "TASK"};
   if (wide) {
-    header.insert(header.end(), {"CONDITIONS", "REASON", "MESSAGE-ID", "COMMAND"});
+    header.insert(header.end(),
+                  {"CONDITIONS", "REASON", "MESSAGE-ID", "COMMAND"});
   }
   rows.push_back(header);
   for (const auto& job : jobs) {
-    std::vector<std::string> row = {
-        job.name(), std::string(JobStateName(job.state())),
-        std::to_string(job.succeeded()) + "/1", std::to_string(job.failed()),
-        FormatAge(now - job.created_at()), OneLine(job.task(), wide ? 200 : 60)};
+    std::vector<std::string> row = {job.name(),
+                                    std::string(JobStateName(job.state())),
+                                    std::to_string(job.succeeded()) + "/1",
+                                    std::to_string(job.failed()),
+                                    FormatAge(now - job.created_at()),
+                                    OneLine(job.task(), wide ? 200 : 60)};
     if (wide) {
       auto terminal = job.terminal_condition();
       std::string command;
@@ -196,11 +211,11 @@ std::string FormatJobTable(const std::vector<Job>& jobs, bool wide,
         if (c.status != "True") continue;
         conditions += (conditions.empty() ? "" : ",") + c.type;
       }
-      row.insert(row.end(),
-                 {conditions.empty() ? "-" : conditions,
-                  terminal && !terminal->reason.empty() ? terminal->reason : "-",
-                  job.annotation(kMessageIdAnnotation),
-                  OneLine(command, 80)});
+      row.insert(
+          row.end(),
+          {conditions.empty() ? "-" : conditions,
+           terminal && !terminal->reason.empty() ? terminal->reason : "-",
+           job.annotation(kMessageIdAnnotation), OneLine(command, 80)});
     }
     rows.push_back(std::move(row));
   }

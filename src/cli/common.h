@@ -10,7 +10,6 @@
 #define CRUNCHER_CLI_COMMON_H_
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <memory>
 #include <optional>

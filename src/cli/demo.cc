@@ -45,7 +45,9 @@ struct DemoOptions {
   int timeout_seconds = 120;
 };
 
-void Say(const std::string& text) { std::cout << "\n### " << text << "\n" << std::flush; }
+void Say(const std::string& text) {
+  std::cout << "\n### " << text << "\n" << std::flush;
+}
 
 void Show(const std::string& command, const std::string& output) {
   std::cout << "$ " << command << "\n" << output << std::flush;
@@ -53,10 +55,10 @@ void Show(const std::string& command, const std::string& output) {
 
 // Waits until every Job is finished and at least `count` exist, printing
 // the table whenever a state changes.
-Result<std::vector<Job>> WaitForFinished(local::LocalJobStore& jobs_store, size_t count,
-                                         int timeout_seconds) {
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::seconds(timeout_seconds);
+Result<std::vector<Job>> WaitForFinished(local::LocalJobStore& jobs_store,
+                                         size_t count, int timeout_seconds) {
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
   std::string last;
   while (std::chrono::steady_clock::now() < deadline) {
     CRUNCHER_ASSIGN_OR_RETURN(auto jobs, jobs_store.List());
@@ -69,7 +71,8 @@ Result<std::vector<Job>> WaitForFinished(local::LocalJobStore& jobs_store, size_
     }
     if (states != last && !jobs.empty()) {
       last = states;
-      Show("cruncher jobs", FormatJobTable(jobs, false, SystemClock::Get().NowMillis()));
+      Show("cruncher jobs",
+           FormatJobTable(jobs, false, SystemClock::Get().NowMillis()));
     }
     if (done) return jobs;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -88,7 +91,8 @@ int Run(const DemoOptions& o) {
   bool temporary = data_dir.empty();
   if (temporary) {
     std::string pattern =
-        (std::filesystem::temp_directory_path() / "cruncher-demo-XXXXXX").string();
+        (std::filesystem::temp_directory_path() / "cruncher-demo-XXXXXX")
+            .string();
     if (::mkdtemp(pattern.data()) == nullptr) {
       return Fail("cannot create a temporary data directory");
     }
@@ -98,10 +102,11 @@ int Run(const DemoOptions& o) {
   std::filesystem::create_directories(data_dir);
   std::ofstream(template_path) << kDemoTemplate;
 
-  std::cout << "Cruncher demo: the seed's queue-to-Jobs pattern on this machine.\n"
-            << "Data directory: " << data_dir << "\n"
-            << "Job template (" << template_path << "):\n\n"
-            << kDemoTemplate;
+  std::cout
+      << "Cruncher demo: the seed's queue-to-Jobs pattern on this machine.\n"
+      << "Data directory: " << data_dir << "\n"
+      << "Job template (" << template_path << "):\n\n"
+      << kDemoTemplate;
   auto tmpl = JobTemplate::Load(template_path);
   if (!tmpl.ok()) return Fail(tmpl.status());
   BackendOptions backend_options;
@@ -121,7 +126,8 @@ int Run(const DemoOptions& o) {
                        *tmpl, runtime_options);
   if (Status s = runtime.Start(); !s.ok()) return Fail(s);
 
-  Say("Part 2: two tasks that succeed. Each message becomes a Job; the Job runs "
+  Say("Part 2: two tasks that succeed. Each message becomes a Job; the Job "
+      "runs "
       "`ping -w DURATION TARGET` as a local process.");
   for (const char* body : {R"({"target": "127.0.0.1", "duration": "1"})",
                            R"({"target": "127.0.0.2", "duration": "2"})"}) {
@@ -131,8 +137,9 @@ int Run(const DemoOptions& o) {
   }
   Say("Part 3: two tasks that fail. ping cannot resolve these names; each Job "
       "retries backoffLimit (2) times with exponential backoff, then fails.");
-  for (const char* body : {R"({"target": "this.is.invalid", "duration": "1"})",
-                           R"({"target": "this.is.also.invalid", "duration": "1"})"}) {
+  for (const char* body :
+       {R"({"target": "this.is.invalid", "duration": "1"})",
+        R"({"target": "this.is.also.invalid", "duration": "1"})"}) {
     auto id = queue.Send({body, {}, 0});
     if (!id.ok()) return Fail(id.status());
     std::cout << "$ cruncher send '" << body << "'\n" << *id << "\n";
@@ -151,13 +158,15 @@ int Run(const DemoOptions& o) {
       failed_name = j.name();
     }
   }
-  Say("Every Job keeps its task (the message body, verbatim) and its conditions:");
+  Say("Every Job keeps its task (the message body, verbatim) and its "
+      "conditions:");
   Show("cruncher jobs -o wide",
        FormatJobTable(*jobs, true, SystemClock::Get().NowMillis()));
   auto logs = jobs_store.Logs(failed_name);
   if (logs.ok()) {
     std::string text;
-    for (const auto& a : *logs) text += "==> " + a.attempt + " <==\n" + a.output;
+    for (const auto& a : *logs)
+      text += "==> " + a.attempt + " <==\n" + a.output;
     Show("cruncher logs " + failed_name, text);
   }
   if (complete != 2 || failed != 2) {
@@ -199,7 +208,8 @@ int Run(const DemoOptions& o) {
       "deterministically, so a redelivered message never makes a duplicate); "
       "Jobs ran and retried with backoff; failed Jobs stayed Failed with their "
       "task, so nothing was lost and they could be requeued; every state "
-      "change was stored durably in " + data_dir + "/cruncher.db.");
+      "change was stored durably in " +
+      data_dir + "/cruncher.db.");
   if (temporary && !o.keep) {
     std::error_code ec;
     std::filesystem::remove_all(data_dir, ec);
@@ -213,15 +223,17 @@ int Run(const DemoOptions& o) {
 void RegisterDemo(CLI::App& app) {
   auto o = std::make_shared<DemoOptions>();
   auto* cmd = app.add_subcommand(
-      "demo", "Run the seed's demo locally, end to end, and explain what it shows");
+      "demo",
+      "Run the seed's demo locally, end to end, and explain what it shows");
   cmd->add_option("--data-dir", o->data_dir,
                   "Use this data directory (default: a temporary one)");
   cmd->add_flag("--keep", o->keep, "Keep the temporary data directory");
   cmd->add_option("--backoff-scale", o->backoff_scale,
                   "Multiply the retry backoff (10s, 20s, ...) by this")
       ->capture_default_str();
-  cmd->add_option("--timeout", o->timeout_seconds,
-                  "Give up if the Jobs have not finished after this many seconds")
+  cmd->add_option(
+         "--timeout", o->timeout_seconds,
+         "Give up if the Jobs have not finished after this many seconds")
       ->capture_default_str();
   SetCommand(cmd, [o] { return Run(*o); });
 }

@@ -26,9 +26,11 @@ int RunList(const DlqOptions& o) {
     for (const auto& m : *messages) {
       nlohmann::json attrs = nlohmann::json::object();
       for (const auto& [k, v] : m.attributes) attrs[k] = v.value;
-      out.push_back({{"messageId", m.id}, {"body", m.body},
+      out.push_back({{"messageId", m.id},
+                     {"body", m.body},
                      {"receiveCount", m.receive_count},
-                     {"sentTimestamp", m.sent_at}, {"attributes", attrs}});
+                     {"sentTimestamp", m.sent_at},
+                     {"attributes", attrs}});
     }
     std::cout << out.dump(2) << "\n";
     return kExitOk;
@@ -43,12 +45,11 @@ int RunList(const DlqOptions& o) {
   Millis now = SystemClock::Get().NowMillis();
   for (const auto& m : *messages) {
     auto reason = m.attributes.find(dispatch::kErrorAttribute);
-    rows.push_back({m.id, std::to_string(m.receive_count),
-                    FormatAge(now - m.sent_at),
-                    reason == m.attributes.end()
-                        ? "maxReceiveCount exceeded"
-                        : OneLine(reason->second.value, 60),
-                    OneLine(m.body, 60)});
+    rows.push_back(
+        {m.id, std::to_string(m.receive_count), FormatAge(now - m.sent_at),
+         reason == m.attributes.end() ? "maxReceiveCount exceeded"
+                                      : OneLine(reason->second.value, 60),
+         OneLine(m.body, 60)});
   }
   std::cout << FormatTable(rows);
   return kExitOk;
@@ -67,10 +68,12 @@ int RunRedrive(const DlqOptions& o) {
 
 void RegisterDlq(CLI::App& app) {
   auto o = std::make_shared<DlqOptions>();
-  auto* dlq = app.add_subcommand("dlq", "Inspect and redrive the dead-letter queue");
+  auto* dlq =
+      app.add_subcommand("dlq", "Inspect and redrive the dead-letter queue");
   dlq->require_subcommand(1);
   auto* list = dlq->add_subcommand(
-      "list", "List dead-lettered messages with the reason, without receiving them");
+      "list",
+      "List dead-lettered messages with the reason, without receiving them");
   AddBackendOptions(list, o->backend);
   list->add_option("-o,--output", o->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}))
@@ -80,9 +83,11 @@ void RegisterDlq(CLI::App& app) {
       ->capture_default_str();
   SetCommand(list, [o] { return RunList(*o); });
   auto* redrive = dlq->add_subcommand(
-      "redrive", "Move dead-lettered messages back to the source queue as new messages");
+      "redrive",
+      "Move dead-lettered messages back to the source queue as new messages");
   AddBackendOptions(redrive, o->backend);
-  redrive->add_option("--max", o->max_messages, "At most this many (default: all)");
+  redrive->add_option("--max", o->max_messages,
+                      "At most this many (default: all)");
   SetCommand(redrive, [o] { return RunRedrive(*o); });
 }
 

@@ -22,8 +22,8 @@ int Run(const GcCommandOptions& o) {
   }
   auto store = OpenJobStore(o.backend);
   if (!store.ok()) return Fail(store.status());
-  auto deleted = dispatch::CollectGarbage(
-      **store, {*age, o.include_failed}, SystemClock::Get().NowMillis());
+  auto deleted = dispatch::CollectGarbage(**store, {*age, o.include_failed},
+                                          SystemClock::Get().NowMillis());
   if (!deleted.ok()) return Fail(deleted.status());
   for (const auto& name : *deleted) std::cout << "job " << name << " deleted\n";
   std::cout << deleted->size() << " finished Job"
@@ -36,13 +36,15 @@ int Run(const GcCommandOptions& o) {
 void RegisterGc(CLI::App& app) {
   auto o = std::make_shared<GcCommandOptions>();
   auto* cmd = app.add_subcommand(
-      "gc", "Delete finished Jobs (Complete, and Failed with --include-failed)");
+      "gc",
+      "Delete finished Jobs (Complete, and Failed with --include-failed)");
   AddBackendOptions(cmd, o->backend);
   cmd->add_option("--older-than", o->older_than,
                   "Only Jobs finished at least this long ago (e.g. 1h, 30m)")
       ->capture_default_str();
-  cmd->add_flag("--include-failed", o->include_failed,
-                "Also delete Failed Jobs (they are kept for requeue by default)");
+  cmd->add_flag(
+      "--include-failed", o->include_failed,
+      "Also delete Failed Jobs (they are kept for requeue by default)");
   SetCommand(cmd, [o] { return Run(*o); });
 }
 

@@ -18,7 +18,8 @@ int Run(const JobsOptions& o) {
   if (!o.state.empty()) {
     state = ParseJobState(o.state);
     if (!state) {
-      std::cerr << "error: --state must be Pending, Running, Complete or Failed\n";
+      std::cerr
+          << "error: --state must be Pending, Running, Complete or Failed\n";
       return kExitUsage;
     }
   }
@@ -48,8 +49,9 @@ void RegisterJobs(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "jobs", "List Cruncher's Jobs with their task and state");
   AddBackendOptions(cmd, o->backend);
-  cmd->add_option("--state", o->state,
-                  "Only Jobs in this state: Pending, Running, Complete, Failed");
+  cmd->add_option(
+      "--state", o->state,
+      "Only Jobs in this state: Pending, Running, Complete, Failed");
   cmd->add_option("-o,--output", o->output, "table, wide or json")
       ->check(CLI::IsMember({"table", "wide", "json"}))
       ->capture_default_str();

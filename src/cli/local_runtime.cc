@@ -11,11 +11,13 @@
 
 namespace cruncher::cli {
 
-void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o, std::string& ack_text) {
+void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o,
+                       std::string& ack_text) {
   // Locally a long poll is woken by the doorbell at once; short polls only
   // keep Stop() prompt.
   o.dispatcher.wait_seconds = 1;
-  o.executor.slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()) * 4);
+  o.executor.slots =
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency()) * 4);
   cmd->add_option("--slots", o.executor.slots,
                   "Attempts that run at once (stands in for cluster capacity)")
       ->check(CLI::Range(1, 10000))
@@ -31,8 +33,9 @@ void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o, std::string& ack_text) 
                   "DLQ through the redrive policy)")
       ->check(CLI::IsMember({"on-create", "on-success"}))
       ->capture_default_str();
-  cmd->add_option("--max-active", o.dispatcher.max_active,
-                  "Stop receiving while this many Jobs are unfinished (0: no limit)")
+  cmd->add_option(
+         "--max-active", o.dispatcher.max_active,
+         "Stop receiving while this many Jobs are unfinished (0: no limit)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--create-qps", o.dispatcher.create_per_second,
@@ -60,7 +63,8 @@ Status LocalRuntime::Start() {
   std::string lock_path = data_dir_ + "/executor.lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) {
-    return Unavailable("cannot open " + lock_path + ": " + std::strerror(errno));
+    return Unavailable("cannot open " + lock_path + ": " +
+                       std::strerror(errno));
   }
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     std::ifstream in(lock_path);
@@ -70,8 +74,7 @@ Status LocalRuntime::Start() {
     lock_fd_ = -1;
     return FailedPrecondition(
         "another cruncher executor (pid " + (pid.empty() ? "?" : pid) +
-        ") is running on " + data_dir_ +
-        "; stop it or use another --data-dir");
+        ") is running on " + data_dir_ + "; stop it or use another --data-dir");
   }
   std::string pid = std::to_string(::getpid()) + "\n";
   (void)!::ftruncate(lock_fd_, 0);

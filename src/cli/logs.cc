@@ -22,7 +22,8 @@ int Run(const LogsOptions& o) {
   if (logs->empty()) std::cerr << "job " << o.job << " has not run yet\n";
   for (const auto& attempt : *logs) {
     std::cout << "==> " << attempt.attempt << " <==\n" << attempt.output;
-    if (!attempt.output.empty() && attempt.output.back() != '\n') std::cout << "\n";
+    if (!attempt.output.empty() && attempt.output.back() != '\n')
+      std::cout << "\n";
   }
   return kExitOk;
 }

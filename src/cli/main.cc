@@ -1,6 +1,5 @@
 // cruncher: the controller and the operator's CLI (DESIGN.md §8).
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "cli/commands.h"

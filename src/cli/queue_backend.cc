@@ -79,7 +79,8 @@ class SqsQueueBackend final : public QueueBackend {
     std::vector<Message> out;
     std::set<std::string> seen;
     // A few receives: SQS samples servers, so one call may miss messages.
-    for (int round = 0; round < 5 && static_cast<int>(out.size()) < limit; ++round) {
+    for (int round = 0; round < 5 && static_cast<int>(out.size()) < limit;
+         ++round) {
       CRUNCHER_ASSIGN_OR_RETURN(
           auto got, dead_letter_->Receive(std::min(10, limit), 0, 0, {}));
       if (got.empty()) break;
@@ -100,9 +101,8 @@ class SqsQueueBackend final : public QueueBackend {
           "moves every message");
     }
     CRUNCHER_ASSIGN_OR_RETURN(
-        std::string handle,
-        queue_->client().StartMessageMoveTask(dead_letter_arn_, std::nullopt,
-                                              std::nullopt));
+        std::string handle, queue_->client().StartMessageMoveTask(
+                                dead_letter_arn_, std::nullopt, std::nullopt));
     return "started message move task " + handle + " from " +
            dead_letter_->queue_url() + " back to its source queues";
   }
@@ -124,16 +124,16 @@ Result<std::unique_ptr<QueueBackend>> OpenSqs(const BackendOptions& options) {
   sqs.region = options.region;
   sqs.profile = options.profile;
   CRUNCHER_ASSIGN_OR_RETURN(auto queue, aws::OpenSqsQueue(sqs));
-  CRUNCHER_ASSIGN_OR_RETURN(auto policy,
-                            queue->client().GetRedrivePolicy(queue->queue_url()));
+  CRUNCHER_ASSIGN_OR_RETURN(
+      auto policy, queue->client().GetRedrivePolicy(queue->queue_url()));
   std::unique_ptr<aws::SqsMessageQueue> dead_letter;
   std::string dead_letter_arn;
   if (policy) {
     dead_letter_arn = policy->dead_letter_target_arn;
     CRUNCHER_ASSIGN_OR_RETURN(std::string url,
                               queue->client().QueueUrlFromArn(dead_letter_arn));
-    dead_letter = std::make_unique<aws::SqsMessageQueue>(
-queue->shared_client(), url);
+    dead_letter =
+        std::make_unique<aws::SqsMessageQueue>(queue->shared_client(), url);
   }
   return std::unique_ptr<QueueBackend>(new SqsQueueBackend(
       std::move(queue), std::move(dead_letter), std::move(dead_letter_arn)));
@@ -145,7 +145,8 @@ Result<std::unique_ptr<QueueBackend>> OpenQueueBackend(
     const BackendOptions& options, const QueueDefaults& defaults) {
   if (!options.queue_url.empty()) {
     auto opened = OpenSqs(options);
-    if (!opened.ok()) return opened.status().WithContext("queue " + options.queue_url);
+    if (!opened.ok())
+      return opened.status().WithContext("queue " + options.queue_url);
     return opened;
   }
   CRUNCHER_ASSIGN_OR_RETURN(auto store, OpenLocalQueues(options, defaults));

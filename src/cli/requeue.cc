@@ -17,7 +17,8 @@ struct RequeueOptions {
 
 int Run(const RequeueOptions& o) {
   if (o.jobs.empty() == !o.all_failed) {
-    std::cerr << "error: name Jobs to requeue, or use --all-failed (not both)\n";
+    std::cerr
+        << "error: name Jobs to requeue, or use --all-failed (not both)\n";
     return kExitUsage;
   }
   auto store = OpenJobStore(o.backend);

@@ -30,10 +30,11 @@ Status Validate(const std::vector<Body>& bodies) {
   std::string errors;
   int bad = 0;
   for (const auto& b : bodies) {
-    Status s = b.text.size() > local::kMaxMessageBytes
-                   ? InvalidArgument("body of " + std::to_string(b.text.size()) +
-                                     " bytes exceeds the 1 MiB message limit")
-                   : TaskVariables::FromBody(b.text).status();
+    Status s =
+        b.text.size() > local::kMaxMessageBytes
+            ? InvalidArgument("body of " + std::to_string(b.text.size()) +
+                              " bytes exceeds the 1 MiB message limit")
+            : TaskVariables::FromBody(b.text).status();
     if (s.ok()) continue;
     if (++bad <= 10) errors += "\n  " + b.where + ": " + s.message();
   }
@@ -96,10 +97,10 @@ int Run(const SendOptions& o) {
     auto r = (*backend)->SendAll(chunk);
     if (!r.ok()) {
       if (progress) std::cerr << "\n";
-      return Fail(r.status().WithContext("after " + std::to_string(sent) +
-                                         " sent"),
-                  "the first " + std::to_string(sent) +
-                      " tasks are queued; send the rest again");
+      return Fail(
+          r.status().WithContext("after " + std::to_string(sent) + " sent"),
+          "the first " + std::to_string(sent) +
+              " tasks are queued; send the rest again");
     }
     sent += r->size();
     if (o.file.empty()) ids.insert(ids.end(), r->begin(), r->end());
@@ -119,8 +120,9 @@ int Run(const SendOptions& o) {
 void RegisterSend(CLI::App& app) {
   auto o = std::make_shared<SendOptions>();
   auto* cmd = app.add_subcommand(
-      "send", "Enqueue tasks: JSON object bodies as arguments, or --file with "
-              "one JSON object per line (JSON Lines; - for stdin)");
+      "send",
+      "Enqueue tasks: JSON object bodies as arguments, or --file with "
+      "one JSON object per line (JSON Lines; - for stdin)");
   AddBackendOptions(cmd, o->backend);
   cmd->add_option("body", o->bodies, "Task bodies, each a JSON object");
   cmd->add_option("-f,--file", o->file, "JSON Lines file of task bodies");

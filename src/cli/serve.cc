@@ -39,8 +39,9 @@ struct ServeOptions {
 void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
   AddBackendOptions(cmd, o.backend);
   AddRuntimeOptions(cmd, o.runtime, o.ack);
-  cmd->add_option("-t,--template", o.template_path,
-                  "Job template (YAML or JSON manifest with $name placeholders)")
+  cmd->add_option(
+         "-t,--template", o.template_path,
+         "Job template (YAML or JSON manifest with $name placeholders)")
       ->required();
   cmd->add_option("--max-receive-count", o.max_receive_count,
                   "The queue's redrive policy: deliveries before a message "
@@ -73,7 +74,8 @@ Result<std::map<std::string, std::string>> AuthKeys(const EndpointFlags& e) {
     for (int n = 1; std::getline(in, line); ++n) {
       if (line.empty() || line[0] == '#') continue;
       size_t colon = line.find(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == line.size()) {
+      if (colon == std::string::npos || colon == 0 ||
+          colon + 1 == line.size()) {
         return InvalidArgument(e.auth_keys_file + " line " + std::to_string(n) +
                                ": expected ACCESS_KEY_ID:SECRET");
       }
@@ -115,7 +117,8 @@ int Run(ServeOptions& o) {
 
   std::unique_ptr<sqs::SqsEndpoint> endpoint;
   nlohmann::json endpoint_fields = nullptr;
-  if (o.endpoint && o.endpoint->enabled && (*queues)->local_store() != nullptr) {
+  if (o.endpoint && o.endpoint->enabled &&
+      (*queues)->local_store() != nullptr) {
     sqs::SqsEndpointOptions options;
     options.host = o.endpoint->host;
     options.port = o.endpoint->port;
@@ -151,13 +154,16 @@ int Run(ServeOptions& o) {
        {"sqs", endpoint_fields}});
   int sig = 0;
   sigwait(&signals, &sig);
-  Log(LogLevel::kInfo, "stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  Log(LogLevel::kInfo, "stopping",
+      {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   if (endpoint) endpoint->Stop();
   runtime.Stop();
   const auto& st = runtime.dispatcher().stats();
   Log(LogLevel::kInfo, "stopped",
-      {{"received", st.received.load()}, {"jobs_created", st.jobs_created.load()},
-       {"poison", st.poison.load()}, {"dead_lettered", st.dead_lettered.load()}});
+      {{"received", st.received.load()},
+       {"jobs_created", st.jobs_created.load()},
+       {"poison", st.poison.load()},
+       {"dead_lettered", st.dead_lettered.load()}});
   return kExitOk;
 }
 

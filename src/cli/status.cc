@@ -36,13 +36,13 @@ int Run(const StatusOptions& o) {
   for (const auto& j : *jobs) by_state[std::string(JobStateName(j.state()))]++;
 
   if (o.output == "json") {
-    nlohmann::json out = {
-        {"queue", {{"name", q.queue_name()},
-                   {"visible", depth->visible},
-                   {"inFlight", depth->in_flight},
-                   {"delayed", depth->delayed}}},
-        {"deadLetterQueue", nullptr},
-        {"jobs", by_state}};
+    nlohmann::json out = {{"queue",
+                           {{"name", q.queue_name()},
+                            {"visible", depth->visible},
+                            {"inFlight", depth->in_flight},
+                            {"delayed", depth->delayed}}},
+                          {"deadLetterQueue", nullptr},
+                          {"jobs", by_state}};
     if (dlq_depth) {
       out["deadLetterQueue"] = {{"name", q.dead_letter_name()},
                                 {"visible", dlq_depth->visible}};
@@ -62,12 +62,13 @@ int Run(const StatusOptions& o) {
   }
   std::cout << FormatTable(rows);
   std::cout << "\n"
-            << FormatTable({{"JOBS", "PENDING", "RUNNING", "COMPLETE", "FAILED"},
-                            {std::to_string(jobs->size()),
-                             std::to_string(by_state["Pending"]),
-                             std::to_string(by_state["Running"]),
-                             std::to_string(by_state["Complete"]),
-                             std::to_string(by_state["Failed"])}});
+            << FormatTable(
+                   {{"JOBS", "PENDING", "RUNNING", "COMPLETE", "FAILED"},
+                    {std::to_string(jobs->size()),
+                     std::to_string(by_state["Pending"]),
+                     std::to_string(by_state["Running"]),
+                     std::to_string(by_state["Complete"]),
+                     std::to_string(by_state["Failed"])}});
   return kExitOk;
 }
 
@@ -76,7 +77,8 @@ int Run(const StatusOptions& o) {
 void RegisterStatus(CLI::App& app) {
   auto o = std::make_shared<StatusOptions>();
   auto* cmd = app.add_subcommand(
-      "status", "Show queue depth, messages in flight, DLQ depth and Jobs by state");
+      "status",
+      "Show queue depth, messages in flight, DLQ depth and Jobs by state");
   AddBackendOptions(cmd, o->backend);
   cmd->add_option("-o,--output", o->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}))

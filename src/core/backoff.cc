@@ -31,7 +31,8 @@ TokenBucket::TokenBucket(double rate_per_second, double burst, Millis now)
 
 void TokenBucket::Refill(Millis now) {
   if (now > last_) {
-    tokens_ = std::min(burst_, tokens_ + rate_ * static_cast<double>(now - last_) / 1000.0);
+    tokens_ = std::min(
+        burst_, tokens_ + rate_ * static_cast<double>(now - last_) / 1000.0);
     last_ = now;
   }
 }

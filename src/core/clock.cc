@@ -15,7 +15,8 @@ bool SystemClock::SleepUntil(Millis deadline,
     if (stop.stop_requested()) return false;
     Millis left = deadline - NowMillis();
     if (left <= 0) return true;
-    cv.wait_for(lock, stop, std::chrono::milliseconds(left), [] { return false; });
+    cv.wait_for(lock, stop, std::chrono::milliseconds(left),
+                [] { return false; });
   }
 }
 

@@ -26,7 +26,8 @@ class Clock {
   // Blocks until NowMillis() >= `deadline` or until `stop` is requested,
   // whichever comes first. Returns false if the stop ended the wait (also
   // when it was requested before the call), true otherwise.
-  virtual bool SleepUntil(Millis deadline, const std::stop_token& stop) const = 0;
+  virtual bool SleepUntil(Millis deadline,
+                          const std::stop_token& stop) const = 0;
 
   // SleepUntil(NowMillis() + duration, stop).
   bool SleepFor(Millis duration, const std::stop_token& stop) const {

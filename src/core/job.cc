@@ -8,10 +8,14 @@ namespace cruncher {
 
 std::string_view JobStateName(JobState state) {
   switch (state) {
-    case JobState::kPending: return "Pending";
-    case JobState::kRunning: return "Running";
-    case JobState::kComplete: return "Complete";
-    case JobState::kFailed: return "Failed";
+    case JobState::kPending:
+      return "Pending";
+    case JobState::kRunning:
+      return "Running";
+    case JobState::kComplete:
+      return "Complete";
+    case JobState::kFailed:
+      return "Failed";
   }
   return "Unknown";
 }
@@ -37,8 +41,7 @@ Millis ParseRfc3339(std::string_view text) {
 
 Result<Job> Job::FromJson(nlohmann::json object) {
   if (!object.is_object() || !object.contains("metadata") ||
-      !object["metadata"].is_object() ||
-      !object["metadata"].contains("name") ||
+      !object["metadata"].is_object() || !object["metadata"].contains("name") ||
       !object["metadata"]["name"].is_string()) {
     return InvalidArgument("job object has no metadata.name");
   }

@@ -10,12 +10,11 @@
 #ifndef CRUNCHER_CORE_JOB_H_
 #define CRUNCHER_CORE_JOB_H_
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -23,13 +22,16 @@
 namespace cruncher {
 
 // Label and annotation keys of the contract (DESIGN.md §3).
-inline constexpr std::string_view kManagedByLabel = "app.kubernetes.io/managed-by";
+inline constexpr std::string_view kManagedByLabel =
+    "app.kubernetes.io/managed-by";
 inline constexpr std::string_view kManagedByValue = "cruncher";
 inline constexpr std::string_view kQueueLabel = "cruncher.dev/queue";
 inline constexpr std::string_view kTaskAnnotation = "task";
-inline constexpr std::string_view kMessageIdAnnotation = "cruncher.dev/message-id";
+inline constexpr std::string_view kMessageIdAnnotation =
+    "cruncher.dev/message-id";
 inline constexpr std::string_view kQueueAnnotation = "cruncher.dev/queue";
-inline constexpr std::string_view kReceiveCountAnnotation = "cruncher.dev/receive-count";
+inline constexpr std::string_view kReceiveCountAnnotation =
+    "cruncher.dev/receive-count";
 
 enum class JobState { kPending, kRunning, kComplete, kFailed };
 std::string_view JobStateName(JobState state);
@@ -37,9 +39,10 @@ std::string_view JobStateName(JobState state);
 std::optional<JobState> ParseJobState(std::string_view text);
 
 struct JobCondition {
-  std::string type;  // Complete, Failed, FailureTarget, SuccessCriteriaMet, Suspended
+  std::string
+      type;  // Complete, Failed, FailureTarget, SuccessCriteriaMet, Suspended
   std::string status = "True";
-  std::string reason;   // BackoffLimitExceeded, DeadlineExceeded, ...
+  std::string reason;  // BackoffLimitExceeded, DeadlineExceeded, ...
   std::string message;
   Millis last_transition = 0;
 };
@@ -62,7 +65,8 @@ class Job {
   }
 
   Millis created_at() const;  // metadata.creationTimestamp
-  Millis completed_at() const;  // completionTime, or the terminal condition's time
+  Millis completed_at()
+      const;  // completionTime, or the terminal condition's time
   int active() const;
   int ready() const;
   int succeeded() const;

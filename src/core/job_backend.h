@@ -9,10 +9,9 @@
 #ifndef CRUNCHER_CORE_JOB_BACKEND_H_
 #define CRUNCHER_CORE_JOB_BACKEND_H_
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/job.h"
 #include "core/status.h"

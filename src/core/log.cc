@@ -15,10 +15,14 @@ std::function<void(const std::string&)> g_sink;  // guarded by g_mu
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
@@ -26,7 +30,8 @@ const char* LevelName(LogLevel level) {
 std::string Timestamp() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                now.time_since_epoch()).count();
+                now.time_since_epoch())
+                .count();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
@@ -40,9 +45,8 @@ std::string Timestamp() {
 
 void Log(LogLevel level, std::string_view event, nlohmann::json fields) {
   if (level < g_level.load(std::memory_order_relaxed)) return;
-  nlohmann::json line = {{"ts", Timestamp()},
-                         {"level", LevelName(level)},
-                         {"event", event}};
+  nlohmann::json line = {
+      {"ts", Timestamp()}, {"level", LevelName(level)}, {"event", event}};
   if (fields.is_object()) {
     for (auto& [k, v] : fields.items()) line[k] = std::move(v);
   }

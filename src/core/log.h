@@ -10,10 +10,9 @@
 #define CRUNCHER_CORE_LOG_H_
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 namespace cruncher {
 

@@ -53,9 +53,9 @@ struct BatchEntryResult {
 };
 
 struct QueueDepth {
-  long long visible = 0;     // ApproximateNumberOfMessages
-  long long in_flight = 0;   // ApproximateNumberOfMessagesNotVisible
-  long long delayed = 0;     // ApproximateNumberOfMessagesDelayed
+  long long visible = 0;    // ApproximateNumberOfMessages
+  long long in_flight = 0;  // ApproximateNumberOfMessagesNotVisible
+  long long delayed = 0;    // ApproximateNumberOfMessagesDelayed
 };
 
 class MessageQueue {
@@ -73,8 +73,8 @@ class MessageQueue {
   // within about a second; messages it had already received are returned,
   // never dropped.
   virtual Result<std::vector<Message>> Receive(
-      int max_messages, int wait_seconds,
-      std::optional<int> visibility_seconds, const std::stop_token& stop) = 0;
+      int max_messages, int wait_seconds, std::optional<int> visibility_seconds,
+      const std::stop_token& stop) = 0;
 
   // Sends one message; returns its message id.
   virtual Result<std::string> Send(const OutgoingMessage& message) = 0;

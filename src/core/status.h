@@ -109,10 +109,10 @@ class [[nodiscard]] Result {
 }  // namespace cruncher
 
 // Returns early from the enclosing function if `expr` (a Status) is not OK.
-#define CRUNCHER_RETURN_IF_ERROR(expr)          \
-  do {                                          \
-    ::cruncher::Status _st = (expr);            \
-    if (!_st.ok()) return _st;                  \
+#define CRUNCHER_RETURN_IF_ERROR(expr) \
+  do {                                 \
+    ::cruncher::Status _st = (expr);   \
+    if (!_st.ok()) return _st;         \
   } while (0)
 
 #define CRUNCHER_CONCAT_INNER(a, b) a##b

@@ -9,8 +9,9 @@ Result<TaskVariables> TaskVariables::FromBody(std::string_view body) {
     return InvalidArgument("message body is not valid JSON");
   }
   if (!parsed.is_object()) {
-    return InvalidArgument(std::string("message body must be a JSON object, got ") +
-                           parsed.type_name());
+    return InvalidArgument(
+        std::string("message body must be a JSON object, got ") +
+        parsed.type_name());
   }
   TaskVariables vars;
   for (auto& [key, value] : parsed.items()) vars.values_.emplace(key, value);

@@ -11,10 +11,9 @@
 #define CRUNCHER_CORE_TASK_H_
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 

@@ -20,9 +20,12 @@ using nlohmann::json;
 std::string EscapePointerToken(const std::string& key) {
   std::string out;
   for (char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out.push_back(c);
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -97,8 +100,8 @@ json YamlToJson(const YAML::Node& node, const std::string& pointer,
       json out = json::object();
       for (const auto& kv : node) {
         std::string key = kv.first.as<std::string>();
-        out[key] = YamlToJson(kv.second, pointer + "/" + EscapePointerToken(key),
-                              typed_slots);
+        out[key] = YamlToJson(
+            kv.second, pointer + "/" + EscapePointerToken(key), typed_slots);
       }
       return out;
     }
@@ -123,7 +126,8 @@ Status SubstituteTree(json& node, const std::string& pointer,
     }
     auto substituted = SubstitutePlaceholders(text, vars);
     if (!substituted.ok()) {
-      return substituted.status().WithContext("at " + (pointer.empty() ? "/" : pointer));
+      return substituted.status().WithContext(
+          "at " + (pointer.empty() ? "/" : pointer));
     }
     node = std::move(substituted).value();
   } else if (node.is_array()) {
@@ -134,8 +138,7 @@ Status SubstituteTree(json& node, const std::string& pointer,
   } else if (node.is_object()) {
     for (auto& [key, value] : node.items()) {
       CRUNCHER_RETURN_IF_ERROR(SubstituteTree(
-          value, pointer + "/" + EscapePointerToken(key), typed_slots,
-          vars));
+          value, pointer + "/" + EscapePointerToken(key), typed_slots, vars));
     }
   }
   return Status::Ok();
@@ -164,7 +167,8 @@ Result<std::string> SubstitutePlaceholders(std::string_view text,
     if (next == '{') {
       size_t close = text.find('}', i + 2);
       if (close == std::string_view::npos) {
-        return InvalidArgument("unterminated ${ in \"" + std::string(text) + "\"");
+        return InvalidArgument("unterminated ${ in \"" + std::string(text) +
+                               "\"");
       }
       name = std::string(text.substr(i + 2, close - i - 2));
       bool valid = !name.empty() && IsNameStart(name[0]);
@@ -216,7 +220,8 @@ Result<JobTemplate> JobTemplate::Parse(std::string_view text,
   const json::json_pointer containers("/spec/template/spec/containers");
   if (!m.contains(containers) || !m[containers].is_array() ||
       m[containers].empty() || !m[containers][0].is_object()) {
-    return fail("spec.template.spec.containers must list at least one container");
+    return fail(
+        "spec.template.spec.containers must list at least one container");
   }
   if (!m.contains("metadata") || !m["metadata"].is_object()) {
     m["metadata"] = json::object();

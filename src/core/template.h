@@ -18,11 +18,10 @@
 #ifndef CRUNCHER_CORE_TEMPLATE_H_
 #define CRUNCHER_CORE_TEMPLATE_H_
 
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "core/message_queue.h"
 #include "core/status.h"

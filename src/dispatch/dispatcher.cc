@@ -84,7 +84,8 @@ void Dispatcher::Poison(const Message& message, const std::string& reason) {
     return;
   }
   OutgoingMessage copy{message.body, message.attributes, 0};
-  copy.attributes[kErrorAttribute] = {"String", reason.empty() ? "unknown" : reason};
+  copy.attributes[kErrorAttribute] = {"String",
+                                      reason.empty() ? "unknown" : reason};
   copy.attributes[kSourceQueueAttribute] = {"String", source_.name()};
   copy.attributes[kSourceMessageIdAttribute] = {"String", message.id};
   auto sent = dead_letter_->Send(copy);
@@ -146,7 +147,8 @@ Result<int> Dispatcher::RunOnce() {
     if (tokens == 0) {
       CheckTracked(now, false);
       Millis wait = create_bucket_->NextAvailable(now) - now;
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::max<Millis>(1, wait)));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::max<Millis>(1, wait)));
       return 0;
     }
     batch = tokens;
@@ -158,7 +160,8 @@ Result<int> Dispatcher::RunOnce() {
   auto received = source_.Receive(batch, ReceiveWait(now), visibility, {});
   if (!received.ok()) return received.status();
   now = clock_.NowMillis();
-  if (create_bucket_) create_bucket_->Take(static_cast<int>(received->size()), now);
+  if (create_bucket_)
+    create_bucket_->Take(static_cast<int>(received->size()), now);
   // Render every message, then create their Jobs in one batch.
   std::vector<const Message*> rendered_messages;
   std::vector<std::string> job_names;
@@ -174,8 +177,9 @@ Result<int> Dispatcher::RunOnce() {
     job_names.push_back((*rendered)["metadata"]["name"].get<std::string>());
     manifests.push_back(std::move(rendered).value());
   }
-  std::vector<Status> created =
-      manifests.empty() ? std::vector<Status>() : backend_.CreateBatch(manifests);
+  std::vector<Status> created = manifests.empty()
+                                    ? std::vector<Status>()
+                                    : backend_.CreateBatch(manifests);
   std::vector<std::string> to_delete;
   for (size_t i = 0; i < rendered_messages.size(); ++i) {
     const Message& m = *rendered_messages[i];
@@ -188,7 +192,9 @@ Result<int> Dispatcher::RunOnce() {
       case Outcome::kTransient: {
         stats_.transient_errors++;
         Log(LogLevel::kWarn, "job_create_failed",
-            {{"queue", source_.name()}, {"message_id", m.id}, {"job", job},
+            {{"queue", source_.name()},
+             {"message_id", m.id},
+             {"job", job},
              {"error", reason}});
         Release(m.id, m.receipt_handle, "transient error");
         break;
@@ -260,13 +266,16 @@ void Dispatcher::CheckTracked(Millis now, bool force) {
   tracked_ = std::move(still);
   if (!complete.empty()) {
     for (const auto& r : source_.DeleteBatch(complete)) {
-      if (r.status.ok()) stats_.acked++;
-      else Log(LogLevel::kWarn, "message_delete_failed",
-               {{"queue", source_.name()}, {"error", r.status.ToString()}});
+      if (r.status.ok())
+        stats_.acked++;
+      else
+        Log(LogLevel::kWarn, "message_delete_failed",
+            {{"queue", source_.name()}, {"error", r.status.ToString()}});
     }
   }
   if (!extend.empty()) {
-    for (const auto& r : source_.ChangeVisibilityBatch(extend, options_.visibility_seconds)) {
+    for (const auto& r :
+         source_.ChangeVisibilityBatch(extend, options_.visibility_seconds)) {
       if (!r.status.ok()) {
         Log(LogLevel::kWarn, "visibility_extend_failed",
             {{"queue", source_.name()}, {"error", r.status.ToString()}});
@@ -285,7 +294,8 @@ void Dispatcher::Run(const std::atomic<bool>& stop) {
     }
     Millis delay = loop_backoff.Failure("loop");
     Log(LogLevel::kError, "dispatch_failed",
-        {{"queue", source_.name()}, {"error", n.status().ToString()},
+        {{"queue", source_.name()},
+         {"error", n.status().ToString()},
          {"retry_in_ms", delay}});
     for (Millis slept = 0; slept < delay && !stop; slept += 100) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -45,13 +45,14 @@ std::optional<AckStrategy> ParseAckStrategy(const std::string& text);
 // Message attribute names set on dead-lettered messages.
 inline constexpr const char* kErrorAttribute = "cruncher-error";
 inline constexpr const char* kSourceQueueAttribute = "cruncher-source-queue";
-inline constexpr const char* kSourceMessageIdAttribute = "cruncher-source-message-id";
+inline constexpr const char* kSourceMessageIdAttribute =
+    "cruncher-source-message-id";
 
 struct DispatcherOptions {
   AckStrategy ack = AckStrategy::kOnCreate;
-  int max_active = 0;       // 0: no limit
+  int max_active = 0;            // 0: no limit
   double create_per_second = 0;  // 0: no limit; burst of 10 otherwise
-  int wait_seconds = 20;    // long poll
+  int wait_seconds = 20;         // long poll
   // on-success: how long a received message stays invisible, renewed while
   // its Job runs.
   int visibility_seconds = 30;
@@ -63,12 +64,13 @@ struct DispatcherOptions {
 struct DispatcherStats {
   std::atomic<long long> received{0};
   std::atomic<long long> jobs_created{0};
-  std::atomic<long long> jobs_existing{0};   // redeliveries of known messages
-  std::atomic<long long> acked{0};           // messages deleted after success
+  std::atomic<long long> jobs_existing{0};  // redeliveries of known messages
+  std::atomic<long long> acked{0};          // messages deleted after success
   std::atomic<long long> poison{0};
   std::atomic<long long> dead_lettered{0};
   std::atomic<long long> transient_errors{0};
-  std::atomic<long long> released{0};        // on-success: failed Job, message returned
+  std::atomic<long long> released{
+      0};  // on-success: failed Job, message returned
 };
 
 class Dispatcher {

@@ -59,7 +59,7 @@ class Doorbell {
   const int wake_fd_;  // eventfd that stops the watcher thread
   mutable std::mutex mu_;
   mutable std::condition_variable_any cv_;
-  uint64_t generation_ = 0;  // guarded by mu_
+  uint64_t generation_ = 0;         // guarded by mu_
   std::function<void()> listener_;  // guarded by mu_
   std::thread watcher_;
 };

@@ -80,7 +80,8 @@ void LocalExecutor::Run() {
     fds.push_back({wake_fd_, POLLIN, 0});
     for (const auto& [fd, attempt] : attempts_) fds.push_back({fd, POLLIN, 0});
     Millis wait = std::max<Millis>(0, NextWake(now) - now);
-    int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<Millis>(wait, 60'000)));
+    int n = ::poll(fds.data(), fds.size(),
+                   static_cast<int>(std::min<Millis>(wait, 60'000)));
     if (n < 0 && errno != EINTR) {
       Log(LogLevel::kError, "executor_poll_failed", {{"errno", errno}});
     }
@@ -119,29 +120,33 @@ void LocalExecutor::Record(const std::vector<LocalJobStore::Finished>& finished,
   }
 }
 
-void LocalExecutor::StartDue(Millis now,
-                             std::vector<LocalJobStore::Started>& started,
-                             std::vector<LocalJobStore::Finished>& spawn_failed) {
+void LocalExecutor::StartDue(
+    Millis now, std::vector<LocalJobStore::Started>& started,
+    std::vector<LocalJobStore::Finished>& spawn_failed) {
   int free_slots = options_.slots - static_cast<int>(attempts_.size());
   if (free_slots <= 0) return;
   auto due = store_.DueJobs(now, free_slots);
   if (!due.ok()) {
-    Log(LogLevel::kError, "executor_store_failed", {{"error", due.status().ToString()}});
+    Log(LogLevel::kError, "executor_store_failed",
+        {{"error", due.status().ToString()}});
     return;
   }
   for (auto& r : *due) {
     const std::string name = r.job.name();
     if (r.started_at > 0 && r.spec.active_deadline_seconds &&
         now >= r.started_at + *r.spec.active_deadline_seconds * 1000LL) {
-      Status s = store_.FailPending(name, "DeadlineExceeded",
-                                    "Job was active longer than specified deadline",
-                                    now);
-      if (!s.ok()) Log(LogLevel::kError, "executor_record_failed", {{"job", name}, {"error", s.ToString()}});
+      Status s = store_.FailPending(
+          name, "DeadlineExceeded",
+          "Job was active longer than specified deadline", now);
+      if (!s.ok())
+        Log(LogLevel::kError, "executor_record_failed",
+            {{"job", name}, {"error", s.ToString()}});
       continue;
     }
     std::error_code ec;
     std::filesystem::create_directories(
-        std::filesystem::path(store_.LogPath(name, r.attempt)).parent_path(), ec);
+        std::filesystem::path(store_.LogPath(name, r.attempt)).parent_path(),
+        ec);
     ProcessSpec spec{r.spec.argv, r.spec.env, r.spec.working_dir,
                      store_.LogPath(name, r.attempt)};
     spec.env.emplace_back("CRUNCHER_JOB_NAME", name);
@@ -165,7 +170,8 @@ void LocalExecutor::StartDue(Millis now,
   running_count_ = static_cast<int>(attempts_.size());
 }
 
-void LocalExecutor::CollectExit(int fd, std::vector<LocalJobStore::Finished>& finished) {
+void LocalExecutor::CollectExit(
+    int fd, std::vector<LocalJobStore::Finished>& finished) {
   auto it = attempts_.find(fd);
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
@@ -212,7 +218,8 @@ void LocalExecutor::Housekeep(Millis now) {
   }
   auto expired = store_.DeleteExpired(now);
   if (!expired.ok()) {
-    Log(LogLevel::kError, "executor_ttl_failed", {{"error", expired.status().ToString()}});
+    Log(LogLevel::kError, "executor_ttl_failed",
+        {{"error", expired.status().ToString()}});
   } else if (*expired > 0) {
     Log(LogLevel::kInfo, "jobs_deleted_after_ttl", {{"count", *expired}});
   }
@@ -222,7 +229,8 @@ Millis LocalExecutor::NextWake(Millis now) {
   Millis wake = next_housekeeping_ > now ? next_housekeeping_
                                          : now + kHousekeepingInterval;
   for (const auto& [fd, a] : attempts_) {
-    if (a.deadline != 0 && !a.deadline_exceeded) wake = std::min(wake, a.deadline);
+    if (a.deadline != 0 && !a.deadline_exceeded)
+      wake = std::min(wake, a.deadline);
     if (a.kill_at != 0 && !a.sigkill_sent) wake = std::min(wake, a.kill_at);
   }
   if (static_cast<int>(attempts_.size()) < options_.slots) {

@@ -58,8 +58,8 @@ class LocalExecutor {
     std::string job;
     int number = 0;
     ChildProcess process;
-    Millis deadline = 0;        // 0 = none
-    Millis kill_at = 0;         // SIGKILL time after SIGTERM, 0 = not sent
+    Millis deadline = 0;  // 0 = none
+    Millis kill_at = 0;   // SIGKILL time after SIGTERM, 0 = not sent
     bool sigkill_sent = false;
     bool deadline_exceeded = false;
   };

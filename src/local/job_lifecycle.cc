@@ -97,13 +97,15 @@ Result<LocalRunSpec> LocalRunSpec::FromJob(const json& job) {
   const json& job_spec = job["spec"];
   const json& pod_spec = job[pod_spec_ptr];
   if (!pod_spec.contains("containers") || !pod_spec["containers"].is_array() ||
-      pod_spec["containers"].empty() || !pod_spec["containers"][0].is_object()) {
+      pod_spec["containers"].empty() ||
+      !pod_spec["containers"][0].is_object()) {
     return FieldError("spec.template.spec.containers", "must list a container");
   }
   const json& c = pod_spec["containers"][0];
 
   if (c.contains("env") && !c["env"].is_null()) {
-    if (!c["env"].is_array()) return FieldError("containers[0].env", "must be a list");
+    if (!c["env"].is_array())
+      return FieldError("containers[0].env", "must be a list");
     for (const auto& e : c["env"]) {
       if (!e.is_object() || !e.contains("name") || !e["name"].is_string()) {
         return FieldError("containers[0].env", "entries need a name");
@@ -209,9 +211,11 @@ std::optional<Millis> MarkAttemptFinished(json& job, const LocalRunSpec& spec,
     json& conds = st["conditions"];
     if (!conds.is_array()) conds = json::array();
     conds.push_back(Condition("SuccessCriteriaMet", "CompletionsReached",
-                              "Reached expected number of succeeded pods", now));
+                              "Reached expected number of succeeded pods",
+                              now));
     conds.push_back(Condition("Complete", "CompletionsReached",
-                              "Reached expected number of succeeded pods", now));
+                              "Reached expected number of succeeded pods",
+                              now));
     return std::nullopt;
   }
   int failed = st.value("failed", 0) + 1;

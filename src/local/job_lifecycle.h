@@ -12,11 +12,10 @@
 #ifndef CRUNCHER_LOCAL_JOB_LIFECYCLE_H_
 #define CRUNCHER_LOCAL_JOB_LIFECYCLE_H_
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/backoff.h"
 #include "core/clock.h"

@@ -55,8 +55,8 @@ Result<std::unique_ptr<LocalJobStore>> LocalJobStore::Open(
   CRUNCHER_ASSIGN_OR_RETURN(
       auto db, Database::Open(data_dir + "/cruncher.db", durability));
   CRUNCHER_RETURN_IF_ERROR(db->Exec(kSchema));
-  return std::unique_ptr<LocalJobStore>(new LocalJobStore(
-      data_dir, std::move(db), std::move(doorbell), clock));
+  return std::unique_ptr<LocalJobStore>(
+      new LocalJobStore(data_dir, std::move(db), std::move(doorbell), clock));
 }
 
 std::string LocalJobStore::LogPath(const std::string& job, int attempt) const {
@@ -187,8 +187,8 @@ Result<std::vector<AttemptLog>> LocalJobStore::Logs(const std::string& name) {
                      "ORDER BY n"));
     st.Bind(1, name);
     while (st.Step()) {
-      std::string outcome = st.IsNull(1) ? "running"
-                            : "exit code " + std::to_string(st.Int(1));
+      std::string outcome =
+          st.IsNull(1) ? "running" : "exit code " + std::to_string(st.Int(1));
       if (!st.IsNull(2)) outcome += ", " + st.Text(2);
       attempts.emplace_back(static_cast<int>(st.Int(0)), outcome);
     }
@@ -199,14 +199,14 @@ Result<std::vector<AttemptLog>> LocalJobStore::Logs(const std::string& name) {
     std::ifstream in(LogPath(name, n));
     std::stringstream text;
     if (in) text << in.rdbuf();
-    logs.push_back({"attempt-" + std::to_string(n) + " (" + outcome + ")",
-                    text.str()});
+    logs.push_back(
+        {"attempt-" + std::to_string(n) + " (" + outcome + ")", text.str()});
   }
   return logs;
 }
 
 Result<std::vector<LocalJobStore::Runnable>> LocalJobStore::DueJobs(Millis now,
-                                                                   int limit) {
+                                                                    int limit) {
   std::lock_guard<std::mutex> lock(mu_);
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement st,
@@ -218,7 +218,8 @@ Result<std::vector<LocalJobStore::Runnable>> LocalJobStore::DueJobs(Millis now,
   while (st.Step()) {
     CRUNCHER_ASSIGN_OR_RETURN(Job job, ParseJob(st.Text(0)));
     // Create validated the spec; a failure here means the record changed.
-    CRUNCHER_ASSIGN_OR_RETURN(LocalRunSpec spec, LocalRunSpec::FromJob(job.json()));
+    CRUNCHER_ASSIGN_OR_RETURN(LocalRunSpec spec,
+                              LocalRunSpec::FromJob(job.json()));
     due.push_back({std::move(job), std::move(spec),
                    static_cast<int>(st.Int(1)) + 1, st.Int(2)});
   }
@@ -229,9 +230,8 @@ Result<std::vector<LocalJobStore::Runnable>> LocalJobStore::DueJobs(Millis now,
 Result<Millis> LocalJobStore::NextDueTime() {
   std::lock_guard<std::mutex> lock(mu_);
   CRUNCHER_ASSIGN_OR_RETURN(
-      Statement st,
-      db_->Prepare("SELECT MIN(next_attempt_at) FROM jobs "
-                   "WHERE finished=0 AND running=0"));
+      Statement st, db_->Prepare("SELECT MIN(next_attempt_at) FROM jobs "
+                                 "WHERE finished=0 AND running=0"));
   Millis next = st.Step() && !st.IsNull(0) ? st.Int(0) : 0;
   CRUNCHER_RETURN_IF_ERROR(st.status());
   return next;
@@ -255,14 +255,18 @@ Status LocalJobStore::SaveLocked(const Job& job, bool finished, Millis now,
 
 Status LocalJobStore::ApplyStartedLocked(const Started& s, Millis now) {
   auto job = LoadLocked(s.job);
-  if (!job.ok()) return Status::Ok();  // deleted meanwhile; the executor stops it
+  if (!job.ok())
+    return Status::Ok();  // deleted meanwhile; the executor stops it
   MarkAttemptStarted(job->mutable_json(), now);
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement upd,
       db_->Prepare("UPDATE jobs SET object=?, running=1, attempts=?, "
                    "started_at=CASE WHEN started_at=0 THEN ? ELSE started_at "
                    "END WHERE name=?"));
-  upd.Bind(1, job->json().dump()).Bind(2, s.attempt).Bind(3, now).Bind(4, s.job);
+  upd.Bind(1, job->json().dump())
+      .Bind(2, s.attempt)
+      .Bind(3, now)
+      .Bind(4, s.job);
   CRUNCHER_RETURN_IF_ERROR(upd.Run());
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement ins,
@@ -296,8 +300,10 @@ Status LocalJobStore::ApplyFinishedLocked(const Finished& f, Millis now,
   } else {
     auto spec = LocalRunSpec::FromJob(job->json());
     if (!spec.ok()) return spec.status().WithContext("job " + f.job);
-    next = MarkAttemptFinished(job->mutable_json(), *spec, f.result, now, backoff);
-    if (!next) return SaveLocked(*job, true, now, spec->ttl_seconds_after_finished);
+    next =
+        MarkAttemptFinished(job->mutable_json(), *spec, f.result, now, backoff);
+    if (!next)
+      return SaveLocked(*job, true, now, spec->ttl_seconds_after_finished);
   }
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement retry,
@@ -333,8 +339,9 @@ Status LocalJobStore::FailPending(const std::string& name,
   CRUNCHER_ASSIGN_OR_RETURN(Job job, LoadLocked(name));
   auto spec = LocalRunSpec::FromJob(job.json());
   MarkFailed(job.mutable_json(), reason, message, now);
-  CRUNCHER_RETURN_IF_ERROR(SaveLocked(
-      job, true, now, spec.ok() ? spec->ttl_seconds_after_finished : std::nullopt));
+  CRUNCHER_RETURN_IF_ERROR(
+      SaveLocked(job, true, now,
+                 spec.ok() ? spec->ttl_seconds_after_finished : std::nullopt));
   return tx.Commit();
 }
 
@@ -373,8 +380,10 @@ Result<int> LocalJobStore::DeleteExpired(Millis now) {
   int deleted = 0;
   for (const auto& name : expired) {
     Status s = Delete(name);
-    if (s.ok()) ++deleted;
-    else if (s.code() != StatusCode::kNotFound) return s;
+    if (s.ok())
+      ++deleted;
+    else if (s.code() != StatusCode::kNotFound)
+      return s;
   }
   return deleted;
 }

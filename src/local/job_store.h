@@ -50,7 +50,7 @@ class LocalJobStore final : public JobBackend {
   struct Runnable {
     Job job;
     LocalRunSpec spec;
-    int attempt = 0;     // the number this attempt will have (1-based)
+    int attempt = 0;        // the number this attempt will have (1-based)
     Millis started_at = 0;  // the first attempt's start, 0 if none yet
   };
   // Pending Jobs whose next attempt is due at `now`, oldest first.
@@ -83,7 +83,8 @@ class LocalJobStore final : public JobBackend {
   // Deletes finished Jobs whose ttlSecondsAfterFinished has passed.
   Result<int> DeleteExpired(Millis now);
   // Which of `names` still exist.
-  Result<std::vector<std::string>> Existing(const std::vector<std::string>& names);
+  Result<std::vector<std::string>> Existing(
+      const std::vector<std::string>& names);
 
   std::string LogPath(const std::string& job, int attempt) const;
   Doorbell& doorbell() { return *doorbell_; }

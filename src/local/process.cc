@@ -29,14 +29,16 @@ void WriteAll(int fd, const char* text) {
 
 }  // namespace
 
-std::string ResolveExecutable(const std::string& file, const std::string& path) {
+std::string ResolveExecutable(const std::string& file,
+                              const std::string& path) {
   if (file.find('/') != std::string::npos) return file;
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find(':', start);
     if (end == std::string::npos) end = path.size();
     // An empty PATH entry means the current directory.
-    std::string dir = end > start ? path.substr(start, end - start) : std::string(".");
+    std::string dir =
+        end > start ? path.substr(start, end - start) : std::string(".");
     std::string candidate = dir + "/" + file;
     struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
@@ -56,7 +58,8 @@ Result<ChildProcess> SpawnProcess(const ProcessSpec& spec) {
   for (char** e = environ; *e != nullptr; ++e) {
     std::string entry(*e);
     size_t eq = entry.find('=');
-    if (eq != std::string::npos) env_map[entry.substr(0, eq)] = entry.substr(eq + 1);
+    if (eq != std::string::npos)
+      env_map[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
   for (const auto& [k, v] : spec.env) env_map[k] = v;
   std::vector<std::string> env_strings;
@@ -70,8 +73,9 @@ Result<ChildProcess> SpawnProcess(const ProcessSpec& spec) {
   argv.push_back(nullptr);
 
   auto path_it = env_map.find("PATH");
-  std::string exe = ResolveExecutable(
-      spec.argv[0], path_it == env_map.end() ? "/usr/bin:/bin" : path_it->second);
+  std::string exe = ResolveExecutable(spec.argv[0], path_it == env_map.end()
+                                                        ? "/usr/bin:/bin"
+                                                        : path_it->second);
   std::string not_found = "cruncher: exec " + spec.argv[0] +
                           ": executable file not found in $PATH\n";
   std::string exec_failed = "cruncher: exec " + spec.argv[0] + ": ";
@@ -85,7 +89,8 @@ Result<ChildProcess> SpawnProcess(const ProcessSpec& spec) {
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) {
     ::close(log_fd);
-    return Unavailable(std::string("cannot open /dev/null: ") + std::strerror(errno));
+    return Unavailable(std::string("cannot open /dev/null: ") +
+                       std::strerror(errno));
   }
   pid_t parent = ::getpid();
   pid_t pid = ::fork();

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <system_error>
-
 #include <nlohmann/json.hpp>
+#include <system_error>
 
 #include "core/random_id.h"
 
@@ -130,13 +129,15 @@ bool ParseHandle(const std::string& handle, int64_t* seq, std::string* token) {
 
 Status ValidateQueueName(const std::string& name) {
   if (name.empty() || name.size() > 80) {
-    return InvalidArgument("queue name must be 1 to 80 characters: \"" + name + "\"");
+    return InvalidArgument("queue name must be 1 to 80 characters: \"" + name +
+                           "\"");
   }
   for (char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
       return InvalidArgument(
           "queue name may contain only letters, digits, - and _ (FIFO queues "
-          "are not supported locally): \"" + name + "\"");
+          "are not supported locally): \"" +
+          name + "\"");
     }
   }
   return Status::Ok();
@@ -146,7 +147,8 @@ Status ValidateQueueConfig(const QueueConfig& c) {
   if (c.visibility_timeout < 0 || c.visibility_timeout > kMaxVisibilitySeconds)
     return InvalidArgument("VisibilityTimeout must be 0 to 43200 seconds");
   if (c.retention_seconds < 60 || c.retention_seconds > 1'209'600)
-    return InvalidArgument("MessageRetentionPeriod must be 60 to 1209600 seconds");
+    return InvalidArgument(
+        "MessageRetentionPeriod must be 60 to 1209600 seconds");
   if (c.delay_seconds < 0 || c.delay_seconds > 900)
     return InvalidArgument("DelaySeconds must be 0 to 900");
   if (c.receive_wait_seconds < 0 || c.receive_wait_seconds > kMaxWaitSeconds)
@@ -175,8 +177,8 @@ Result<std::unique_ptr<LocalQueueStore>> LocalQueueStore::Open(
   CRUNCHER_ASSIGN_OR_RETURN(
       auto db, Database::Open(data_dir + "/cruncher.db", durability));
   CRUNCHER_RETURN_IF_ERROR(db->Exec(kSchema));
-  return std::unique_ptr<LocalQueueStore>(new LocalQueueStore(
-      data_dir, std::move(db), std::move(doorbell), clock));
+  return std::unique_ptr<LocalQueueStore>(
+      new LocalQueueStore(data_dir, std::move(db), std::move(doorbell), clock));
 }
 
 Result<std::pair<int64_t, QueueInfo>> LocalQueueStore::LoadQueue(
@@ -221,7 +223,8 @@ Status LocalQueueStore::CreateQueue(const std::string& name,
     return AlreadyExists("queue " + name +
                          " already exists with different attributes");
   }
-  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  if (existing.status().code() != StatusCode::kNotFound)
+    return existing.status();
   Millis now = clock_.NowMillis();
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement st,
@@ -325,15 +328,16 @@ Result<int64_t> LocalQueueStore::InsertMessage(int64_t queue_id,
     return InvalidArgument("message body must not be empty");
   }
   if (MessageSize(message) > static_cast<size_t>(config.max_message_bytes)) {
-    return InvalidArgument("message of " + std::to_string(MessageSize(message)) +
+    return InvalidArgument("message of " +
+                           std::to_string(MessageSize(message)) +
                            " bytes is longer than the queue's limit of " +
                            std::to_string(config.max_message_bytes) + " bytes");
   }
   if (message.delay_seconds < 0 || message.delay_seconds > 900) {
     return InvalidArgument("DelaySeconds must be 0 to 900");
   }
-  int delay = message.delay_seconds > 0 ? message.delay_seconds
-                                        : config.delay_seconds;
+  int delay =
+      message.delay_seconds > 0 ? message.delay_seconds : config.delay_seconds;
   *message_id = RandomUuid();
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement st,
@@ -363,8 +367,10 @@ Result<std::vector<std::string>> LocalQueueStore::SendBatch(
     Millis now = clock_.NowMillis();
     for (const auto& m : messages) {
       std::string id;
-      auto inserted = InsertMessage(loaded.first, loaded.second.config, m, now, &id);
-      if (!inserted.ok()) return inserted.status().WithContext("queue " + queue);
+      auto inserted =
+          InsertMessage(loaded.first, loaded.second.config, m, now, &id);
+      if (!inserted.ok())
+        return inserted.status().WithContext("queue " + queue);
       ids.push_back(std::move(id));
     }
     CRUNCHER_RETURN_IF_ERROR(tx.Commit());
@@ -422,10 +428,13 @@ Result<std::vector<Message>> LocalQueueStore::ReceiveOnce(
   // the batch is full or the queue has nothing visible.
   for (bool more = true; more && static_cast<int>(out.size()) < max;) {
     select.Reset();
-    select.Bind(1, queue_id).Bind(2, now).Bind(3, max - static_cast<int>(out.size()));
+    select.Bind(1, queue_id)
+        .Bind(2, now)
+        .Bind(3, max - static_cast<int>(out.size()));
     more = false;
     std::vector<std::pair<int64_t, Message>> rows;
-    while (select.Step()) rows.emplace_back(select.Int(0), MessageFromRow(select));
+    while (select.Step())
+      rows.emplace_back(select.Int(0), MessageFromRow(select));
     CRUNCHER_RETURN_IF_ERROR(select.status());
     for (auto& [seq, m] : rows) {
       if (dlq_id && m.receive_count >= info.config.redrive->max_receive_count) {
@@ -468,17 +477,19 @@ Result<std::vector<Message>> LocalQueueStore::Receive(
   if (wait_seconds < 0 || wait_seconds > kMaxWaitSeconds) {
     return InvalidArgument("WaitTimeSeconds must be 0 to 20");
   }
-  if (visibility_seconds &&
-      (*visibility_seconds < 0 || *visibility_seconds > kMaxVisibilitySeconds)) {
+  if (visibility_seconds && (*visibility_seconds < 0 ||
+                             *visibility_seconds > kMaxVisibilitySeconds)) {
     return InvalidArgument("VisibilityTimeout must be 0 to 43200 seconds");
   }
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::seconds(wait_seconds);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
   for (;;) {
     uint64_t seen = doorbell_->generation();
     Millis next_visible = 0;
-    auto got = ReceiveOnce(queue, max_messages, visibility_seconds, &next_visible);
-    if (!got.ok()) return got.status().WithContext("receive from queue " + queue);
+    auto got =
+        ReceiveOnce(queue, max_messages, visibility_seconds, &next_visible);
+    if (!got.ok())
+      return got.status().WithContext("receive from queue " + queue);
     auto now = std::chrono::steady_clock::now();
     if (!got->empty() || now >= deadline || stop.stop_requested()) return got;
     // Sleep until a ring, the deadline, or the next invisible message
@@ -512,7 +523,8 @@ std::vector<BatchEntryResult> LocalQueueStore::ForEachHandle(
     int64_t seq = 0;
     std::string token;
     if (!ParseHandle(handle, &seq, &token)) {
-      results.push_back({handle, InvalidArgument("receipt handle is invalid: " + handle)});
+      results.push_back(
+          {handle, InvalidArgument("receipt handle is invalid: " + handle)});
       continue;
     }
     Status entry;
@@ -613,10 +625,9 @@ Result<std::vector<Message>> LocalQueueStore::Peek(const std::string& queue,
   std::lock_guard<std::mutex> lock(mu_);
   CRUNCHER_ASSIGN_OR_RETURN(auto loaded, LoadQueue(queue));
   CRUNCHER_ASSIGN_OR_RETURN(
-      Statement st,
-      db_->Prepare(std::string("SELECT ") + kMessageColumns +
-                   " FROM messages WHERE queue_id=? "
-                   "ORDER BY visible_at, seq LIMIT ?"));
+      Statement st, db_->Prepare(std::string("SELECT ") + kMessageColumns +
+                                 " FROM messages WHERE queue_id=? "
+                                 "ORDER BY visible_at, seq LIMIT ?"));
   st.Bind(1, loaded.first).Bind(2, limit);
   std::vector<Message> out;
   while (st.Step()) out.push_back(MessageFromRow(st));

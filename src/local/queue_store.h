@@ -143,9 +143,9 @@ class LocalQueueStore {
   // the entry's outcome in `*entry` and returns an error only when the
   // database fails, which fails every entry (the transaction is rolled
   // back). Takes mu_.
-  using HandleAction =
-      std::function<Status(int64_t queue_id, int64_t seq,
-                           const std::string& token, Millis now, Status* entry)>;
+  using HandleAction = std::function<Status(int64_t queue_id, int64_t seq,
+                                            const std::string& token,
+                                            Millis now, Status* entry)>;
   std::vector<BatchEntryResult> ForEachHandle(
       const std::string& queue, const std::vector<std::string>& handles,
       const HandleAction& action);
@@ -163,10 +163,9 @@ class LocalMessageQueue final : public MessageQueue {
   LocalMessageQueue(LocalQueueStore& store, std::string queue)
       : store_(store), queue_(std::move(queue)) {}
   std::string name() const override { return queue_; }
-  Result<std::vector<Message>> Receive(
-      int max_messages, int wait_seconds,
-      std::optional<int> visibility_seconds,
-      const std::stop_token& stop) override {
+  Result<std::vector<Message>> Receive(int max_messages, int wait_seconds,
+                                       std::optional<int> visibility_seconds,
+                                       const std::stop_token& stop) override {
     return store_.Receive(queue_, max_messages, wait_seconds,
                           visibility_seconds, stop);
   }

@@ -2,8 +2,8 @@
 
 #include <chrono>
 #include <filesystem>
-#include <thread>
 #include <map>
+#include <thread>
 
 namespace cruncher::local {
 namespace {
@@ -46,8 +46,8 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
   // serve`) both try to switch it to WAL; the loser gets SQLITE_BUSY at once,
   // without the busy handler's wait, so wait here (as long as that would).
   Status wal = db->Exec("PRAGMA journal_mode=WAL");
-  for (int tries = 0; !wal.ok() && wal.code() == StatusCode::kUnavailable &&
-                      tries < 200;
+  for (int tries = 0;
+       !wal.ok() && wal.code() == StatusCode::kUnavailable && tries < 200;
        ++tries) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     wal = db->Exec("PRAGMA journal_mode=WAL");
@@ -66,7 +66,8 @@ Status Database::Error(int rc, std::string_view what) const {
   std::string msg = "database " + path_ + ": " + std::string(what) + ": " +
                     sqlite3_errmsg(db_);
   int primary = rc & 0xff;
-  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return Unavailable(msg);
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
+    return Unavailable(msg);
   if (primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN ||
       primary == SQLITE_IOERR || primary == SQLITE_FULL ||
       primary == SQLITE_PERM) {
@@ -159,7 +160,9 @@ void Statement::Reset() {
   status_ = Status::Ok();
 }
 
-int64_t Statement::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+int64_t Statement::Int(int col) const {
+  return sqlite3_column_int64(stmt_, col);
+}
 
 std::string Statement::Text(int col) const {
   const auto* p = sqlite3_column_blob(stmt_, col);

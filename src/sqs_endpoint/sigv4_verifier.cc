@@ -25,7 +25,8 @@ std::string_view Trim(std::string_view s) {
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -41,7 +42,8 @@ std::string UriDecode(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
         HexValue(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
+      out.push_back(
+          static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
       i += 2;
     } else {
       out.push_back(s[i]);
@@ -75,7 +77,8 @@ std::string ReencodeQuery(std::string_view query) {
 std::optional<Millis> ParseAmzDate(std::string_view s) {
   if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
   for (size_t i = 0; i < 15; ++i) {
-    if (i != 8 && !std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
+    if (i != 8 && !std::isdigit(static_cast<unsigned char>(s[i])))
+      return std::nullopt;
   }
   auto num = [&](size_t pos, size_t len) {
     return std::stoi(std::string(s.substr(pos, len)));
@@ -91,14 +94,16 @@ std::optional<Millis> ParseAmzDate(std::string_view s) {
 }
 
 AuthResult Fail(int status, std::string code, std::string message) {
-  return AuthResult{"", AuthFailure{status, std::move(code), std::move(message)}};
+  return AuthResult{"",
+                    AuthFailure{status, std::move(code), std::move(message)}};
 }
 
 }  // namespace
 
 std::string Sha256Hex(const std::string& data) { return aws::Sha256Hex(data); }
 
-AuthResult SigV4Verifier::Verify(const SignedRequest& request, Millis now) const {
+AuthResult SigV4Verifier::Verify(const SignedRequest& request,
+                                 Millis now) const {
   auto header = [&](std::string_view lower_name) {
     return aws::CanonicalHeaderValue(request.headers, lower_name);
   };
@@ -207,7 +212,8 @@ AuthResult SigV4Verifier::Verify(const SignedRequest& request, Millis now) const
 
   const std::string payload_hash = aws::Sha256Hex(request.body);
   if (auto declared = header("x-amz-content-sha256");
-      declared && *declared != "UNSIGNED-PAYLOAD" && *declared != payload_hash) {
+      declared && *declared != "UNSIGNED-PAYLOAD" &&
+      *declared != payload_hash) {
     return Fail(400, "SignatureDoesNotMatch",
                 "The provided x-amz-content-sha256 header does not match the "
                 "body");

@@ -68,8 +68,7 @@ class SigV4Verifier {
   // off by more than 15 minutes), SignatureDoesNotMatch (scope date, region
   // or service wrong, a signed header absent, X-Amz-Content-SHA256 not the
   // body's hash, or wrong signature).
-  AuthResult Verify(
-      const SignedRequest& request, Millis now) const;
+  AuthResult Verify(const SignedRequest& request, Millis now) const;
 
  private:
   const std::map<std::string, std::string> secrets_;

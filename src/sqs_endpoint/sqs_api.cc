@@ -22,7 +22,7 @@ using Json = nlohmann::json;
 template <typename T>
 class Expected {
  public:
-  Expected(T value) : v_(std::move(value)) {}       // NOLINT: implicit
+  Expected(T value) : v_(std::move(value)) {}         // NOLINT: implicit
   Expected(SqsError error) : v_(std::move(error)) {}  // NOLINT: implicit
   bool ok() const { return v_.index() == 0; }
   T& value() { return std::get<0>(v_); }
@@ -58,7 +58,8 @@ SqsError MissingParameter(const std::string& name) {
              "The request must contain the parameter " + name + ".");
 }
 SqsError InvalidAttributeName(std::string message) {
-  return Err("InvalidAttributeName", "InvalidAttributeName", std::move(message));
+  return Err("InvalidAttributeName", "InvalidAttributeName",
+             std::move(message));
 }
 SqsError InvalidAttributeValue(std::string message) {
   return Err("InvalidAttributeValue", "InvalidAttributeValue",
@@ -74,8 +75,8 @@ SqsError MessageNotInflight() {
              "The message referred to isn't in flight.");
 }
 SqsError UnsupportedOperation(std::string message) {
-  return Err("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation",
-             std::move(message));
+  return Err("UnsupportedOperation",
+             "AWS.SimpleQueueService.UnsupportedOperation", std::move(message));
 }
 SqsError InvalidAddress(const std::string& url) {
   return Err("InvalidAddress", "InvalidAddress",
@@ -97,7 +98,8 @@ SqsError FromStatus(const Status& status) {
       return Err("QueueNameExists", "QueueAlreadyExists", status.message());
     case StatusCode::kThrottled:
     case StatusCode::kUnavailable:
-      return Err("ServiceUnavailable", "ServiceUnavailable", status.message(), 503);
+      return Err("ServiceUnavailable", "ServiceUnavailable", status.message(),
+                 503);
     default:
       return Err("InternalError", "InternalError", status.message(), 500);
   }
@@ -160,17 +162,20 @@ bool IsNumber(const std::string& s) {
   size_t i = 0;
   if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
   size_t digits = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+    ++i, ++digits;
   if (i < s.size() && s[i] == '.') {
     ++i;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+      ++i, ++digits;
   }
   if (digits == 0) return false;
   if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
     ++i;
     if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
     size_t exp = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++exp;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+      ++i, ++exp;
     if (exp == 0) return false;
   }
   return i == s.size();
@@ -193,19 +198,26 @@ size_t MessageSize(const OutgoingMessage& m) {
 
 // Queue attributes settable with CreateQueue / SetQueueAttributes.
 const std::set<std::string>& SettableAttributes() {
-  static const std::set<std::string> kNames = {
-      "VisibilityTimeout",  "MessageRetentionPeriod",
-      "ReceiveMessageWaitTimeSeconds", "DelaySeconds",
-      "MaximumMessageSize", "RedrivePolicy"};
+  static const std::set<std::string> kNames = {"VisibilityTimeout",
+                                               "MessageRetentionPeriod",
+                                               "ReceiveMessageWaitTimeSeconds",
+                                               "DelaySeconds",
+                                               "MaximumMessageSize",
+                                               "RedrivePolicy"};
   return kNames;
 }
 
 // Queue attributes SQS knows that the local queue does not implement.
 const std::set<std::string>& UnsupportedAttributes() {
-  static const std::set<std::string> kNames = {
-      "Policy",          "FifoQueue",          "ContentBasedDeduplication",
-      "KmsMasterKeyId",  "KmsDataKeyReusePeriodSeconds", "DeduplicationScope",
-      "FifoThroughputLimit", "RedriveAllowPolicy", "SqsManagedSseEnabled"};
+  static const std::set<std::string> kNames = {"Policy",
+                                               "FifoQueue",
+                                               "ContentBasedDeduplication",
+                                               "KmsMasterKeyId",
+                                               "KmsDataKeyReusePeriodSeconds",
+                                               "DeduplicationScope",
+                                               "FifoThroughputLimit",
+                                               "RedriveAllowPolicy",
+                                               "SqsManagedSseEnabled"};
   return kNames;
 }
 
@@ -257,13 +269,13 @@ SqsApi::SqsApi(local::LocalQueueStore& store, SqsApiOptions options)
     : store_(store),
       options_(std::move(options)),
       sends_([this](const std::string& queue,
-                    const std::vector<const std::vector<OutgoingMessage>*>& requests) {
-        return FlushSends(queue, requests);
-      }),
-      deletes_([this](const std::string& queue,
-                      const std::vector<const std::vector<std::string>*>& requests) {
-        return FlushDeletes(queue, requests);
-      }) {}
+                    const std::vector<const std::vector<OutgoingMessage>*>&
+                        requests) { return FlushSends(queue, requests); }),
+      deletes_(
+          [this](const std::string& queue,
+                 const std::vector<const std::vector<std::string>*>& requests) {
+            return FlushDeletes(queue, requests);
+          }) {}
 
 std::vector<Result<std::vector<std::string>>> SqsApi::FlushSends(
     const std::string& queue,
@@ -275,8 +287,9 @@ std::vector<Result<std::vector<std::string>>> SqsApi::FlushSends(
   if (sent.ok()) {
     size_t next = 0;
     for (const auto* r : requests) {
-      std::vector<std::string> ids(sent->begin() + static_cast<long>(next),
-                                   sent->begin() + static_cast<long>(next + r->size()));
+      std::vector<std::string> ids(
+          sent->begin() + static_cast<long>(next),
+          sent->begin() + static_cast<long>(next + r->size()));
       next += r->size();
       out.emplace_back(std::move(ids));
     }
@@ -286,7 +299,8 @@ std::vector<Result<std::vector<std::string>>> SqsApi::FlushSends(
     // each request on its own so the others are not failed for it.
     for (const auto* r : requests) out.push_back(store_.SendBatch(queue, *r));
   } else {
-    for (size_t i = 0; i < requests.size(); ++i) out.emplace_back(sent.status());
+    for (size_t i = 0; i < requests.size(); ++i)
+      out.emplace_back(sent.status());
   }
   return out;
 }
@@ -320,7 +334,8 @@ class SqsApi::Call {
     if (op == "DeleteMessage") return DeleteMessage();
     if (op == "DeleteMessageBatch") return DeleteMessageBatch();
     if (op == "ChangeMessageVisibility") return ChangeMessageVisibility();
-    if (op == "ChangeMessageVisibilityBatch") return ChangeMessageVisibilityBatch();
+    if (op == "ChangeMessageVisibilityBatch")
+      return ChangeMessageVisibilityBatch();
     if (op == "CreateQueue") return CreateQueue();
     if (op == "GetQueueUrl") return GetQueueUrl();
     if (op == "ListQueues") return ListQueues();
@@ -333,8 +348,8 @@ class SqsApi::Call {
     if (op == "ListMessageMoveTasks") return ListMessageMoveTasks();
     if (op == "AddPermission" || op == "RemovePermission" || op == "TagQueue" ||
         op == "UntagQueue" || op == "ListQueueTags") {
-      return UnsupportedOperation(std::string(op) +
-                                  " is not supported by the local SQS endpoint");
+      return UnsupportedOperation(
+          std::string(op) + " is not supported by the local SQS endpoint");
     }
     if (op == "CancelMessageMoveTask") {
       return UnsupportedOperation(
@@ -354,7 +369,8 @@ class SqsApi::Call {
       return SerializationError(std::string("Parameter ") + name +
                                 " must be a string");
     }
-    if (it->get_ref<const std::string&>().empty()) return MissingParameter(name);
+    if (it->get_ref<const std::string&>().empty())
+      return MissingParameter(name);
     return it->get<std::string>();
   }
 
@@ -449,19 +465,23 @@ class SqsApi::Call {
     auto invalid = [&](const std::string& reason) {
       return InvalidParameterValue("Value " + text +
                                    " for parameter RedrivePolicy is invalid. "
-                                   "Reason: " + reason);
+                                   "Reason: " +
+                                   reason);
     };
     Json policy = Json::parse(text, nullptr, false);
-    if (!policy.is_object()) return invalid("Redrive policy is not a valid JSON map.");
+    if (!policy.is_object())
+      return invalid("Redrive policy is not a valid JSON map.");
     auto arn = policy.find("deadLetterTargetArn");
     auto count = policy.find("maxReceiveCount");
     if (arn == policy.end() || !arn->is_string()) {
-      return invalid("Redrive policy does not contain mandatory attribute: "
-                     "deadLetterTargetArn.");
+      return invalid(
+          "Redrive policy does not contain mandatory attribute: "
+          "deadLetterTargetArn.");
     }
     if (count == policy.end()) {
-      return invalid("Redrive policy does not contain mandatory attribute: "
-                     "maxReceiveCount.");
+      return invalid(
+          "Redrive policy does not contain mandatory attribute: "
+          "maxReceiveCount.");
     }
     local::RedrivePolicy out;
     if (count->is_number_integer()) {
@@ -515,7 +535,8 @@ class SqsApi::Call {
       }
       if (name == "VisibilityTimeout") config.visibility_timeout = n;
       if (name == "MessageRetentionPeriod") config.retention_seconds = n;
-      if (name == "ReceiveMessageWaitTimeSeconds") config.receive_wait_seconds = n;
+      if (name == "ReceiveMessageWaitTimeSeconds")
+        config.receive_wait_seconds = n;
       if (name == "DelaySeconds") config.delay_seconds = n;
       if (name == "MaximumMessageSize") config.max_message_bytes = n;
     }
@@ -531,7 +552,8 @@ class SqsApi::Call {
     if (Status s = local::ValidateQueueName(name); !s.ok()) {
       return InvalidParameterValue(
           "Can only include alphanumeric characters, hyphens, or underscores. "
-          "1 to 80 in length (" + s.message() + ")");
+          "1 to 80 in length (" +
+          s.message() + ")");
     }
     auto existing = api_.store_.GetQueue(name);
     if (existing.ok()) {
@@ -571,7 +593,8 @@ class SqsApi::Call {
   // Pages `names` with MaxResults / NextToken (the last name returned).
   Expected<Json> PageOfUrls(const std::vector<std::string>& names,
                             const char* key) {
-    SQS_ASSIGN_OR_RETURN(std::optional<int> max, OptionalInt(in_, "MaxResults"));
+    SQS_ASSIGN_OR_RETURN(std::optional<int> max,
+                         OptionalInt(in_, "MaxResults"));
     if (max && (*max < 1 || *max > 1000)) {
       return InvalidParameterValue("Value " + std::to_string(*max) +
                                    " for parameter MaxResults is invalid. "
@@ -579,7 +602,8 @@ class SqsApi::Call {
                                    "between 1 and 1000.");
     }
     std::string after;
-    if (auto tok = in_.find("NextToken"); tok != in_.end() && tok->is_string()) {
+    if (auto tok = in_.find("NextToken");
+        tok != in_.end() && tok->is_string()) {
       after = tok->get<std::string>();
     }
     Json urls = Json::array();
@@ -599,7 +623,8 @@ class SqsApi::Call {
 
   Expected<Json> ListQueues() {
     std::string prefix;
-    if (auto p = in_.find("QueueNamePrefix"); p != in_.end() && p->is_string()) {
+    if (auto p = in_.find("QueueNamePrefix");
+        p != in_.end() && p->is_string()) {
       prefix = p->get<std::string>();
     }
     auto names = api_.store_.ListQueues(prefix);
@@ -618,12 +643,20 @@ class SqsApi::Call {
     SQS_ASSIGN_OR_RETURN(std::vector<std::string> wanted,
                          StringList(in_, "AttributeNames"));
     static const std::set<std::string> kKnown = {
-        "All", "VisibilityTimeout", "MaximumMessageSize",
-        "MessageRetentionPeriod", "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible", "CreatedTimestamp",
-        "LastModifiedTimestamp", "QueueArn",
-        "ApproximateNumberOfMessagesDelayed", "DelaySeconds",
-        "ReceiveMessageWaitTimeSeconds", "RedrivePolicy", "SqsManagedSseEnabled"};
+        "All",
+        "VisibilityTimeout",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "CreatedTimestamp",
+        "LastModifiedTimestamp",
+        "QueueArn",
+        "ApproximateNumberOfMessagesDelayed",
+        "DelaySeconds",
+        "ReceiveMessageWaitTimeSeconds",
+        "RedrivePolicy",
+        "SqsManagedSseEnabled"};
     for (const auto& w : wanted) {
       if (!kKnown.count(w) && !UnsupportedAttributes().count(w)) {
         return InvalidAttributeName("Unknown Attribute " + w + ".");
@@ -636,7 +669,8 @@ class SqsApi::Call {
     Json all = {
         {"QueueArn", QueueArn(name)},
         {"ApproximateNumberOfMessages", std::to_string(depth->visible)},
-        {"ApproximateNumberOfMessagesNotVisible", std::to_string(depth->in_flight)},
+        {"ApproximateNumberOfMessagesNotVisible",
+         std::to_string(depth->in_flight)},
         {"ApproximateNumberOfMessagesDelayed", std::to_string(depth->delayed)},
         {"CreatedTimestamp", std::to_string(info.created_at / 1000)},
         {"LastModifiedTimestamp", std::to_string(info.modified_at / 1000)},
@@ -644,7 +678,8 @@ class SqsApi::Call {
         {"MaximumMessageSize", std::to_string(c.max_message_bytes)},
         {"MessageRetentionPeriod", std::to_string(c.retention_seconds)},
         {"DelaySeconds", std::to_string(c.delay_seconds)},
-        {"ReceiveMessageWaitTimeSeconds", std::to_string(c.receive_wait_seconds)},
+        {"ReceiveMessageWaitTimeSeconds",
+         std::to_string(c.receive_wait_seconds)},
         {"SqsManagedSseEnabled", "false"},
     };
     if (c.redrive) {
@@ -657,7 +692,8 @@ class SqsApi::Call {
         std::find(wanted.begin(), wanted.end(), "All") != wanted.end();
     Json out = Json::object();
     for (const auto& [key, value] : all.items()) {
-      if (want_all || std::find(wanted.begin(), wanted.end(), key) != wanted.end()) {
+      if (want_all ||
+          std::find(wanted.begin(), wanted.end(), key) != wanted.end()) {
         out[key] = value;
       }
     }
@@ -669,7 +705,8 @@ class SqsApi::Call {
     SQS_ASSIGN_OR_RETURN(std::string name, QueueNameFromUrl());
     if (!in_.contains("Attributes")) return MissingParameter("Attributes");
     SQS_ASSIGN_OR_RETURN(local::QueueInfo info, LoadQueue(name));
-    SQS_ASSIGN_OR_RETURN(local::QueueConfig config, ApplyAttributes(info.config));
+    SQS_ASSIGN_OR_RETURN(local::QueueConfig config,
+                         ApplyAttributes(info.config));
     if (Status s = api_.store_.SetQueueConfig(name, config); !s.ok()) {
       return FromStatus(s);
     }
@@ -697,9 +734,10 @@ class SqsApi::Call {
     }
     for (const auto& [name, value] : it->items()) {
       const std::string who = "Message (user) attribute '" + name + "'";
-      bool bad_name = name.empty() || name.size() > 256 || name.front() == '.' ||
-                      name.back() == '.' || name.find("..") != std::string::npos ||
-                      name.rfind("AWS.", 0) == 0 || name.rfind("Amazon.", 0) == 0;
+      bool bad_name =
+          name.empty() || name.size() > 256 || name.front() == '.' ||
+          name.back() == '.' || name.find("..") != std::string::npos ||
+          name.rfind("AWS.", 0) == 0 || name.rfind("Amazon.", 0) == 0;
       for (char c : name) {
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' &&
             c != '-' && c != '.') {
@@ -707,10 +745,12 @@ class SqsApi::Call {
         }
       }
       if (bad_name) {
-        return InvalidParameterValue(who + " has an invalid name: names are 1 "
-                                     "to 256 of A-Z a-z 0-9 _ - ., may not "
-                                     "start with AWS. or Amazon., and may not "
-                                     "have leading, trailing or double periods.");
+        return InvalidParameterValue(
+            who +
+            " has an invalid name: names are 1 "
+            "to 256 of A-Z a-z 0-9 _ - ., may not "
+            "start with AWS. or Amazon., and may not "
+            "have leading, trailing or double periods.");
       }
       if (!value.is_object()) {
         return SerializationError(who + " must be a MessageAttributeValue");
@@ -718,7 +758,8 @@ class SqsApi::Call {
       auto type = value.find("DataType");
       if (type == value.end() || !type->is_string() ||
           type->get_ref<const std::string&>().empty()) {
-        return InvalidParameterValue(who + " must contain a non-empty message "
+        return InvalidParameterValue(who +
+                                     " must contain a non-empty message "
                                      "attribute type.");
       }
       MessageAttribute attr;
@@ -727,21 +768,27 @@ class SqsApi::Call {
       if ((base != "String" && base != "Number" && base != "Binary") ||
           attr.data_type.size() > 256) {
         return InvalidParameterValue(
-            who + " has an invalid message attribute type, the set of "
-                  "supported type prefixes is Binary, Number, and String.");
+            who +
+            " has an invalid message attribute type, the set of "
+            "supported type prefixes is Binary, Number, and String.");
       }
-      if (value.contains("StringListValues") || value.contains("BinaryListValues")) {
-        if (!value["StringListValues"].empty() || !value["BinaryListValues"].empty()) {
-          return InvalidParameterValue(who + ": StringListValues and "
+      if (value.contains("StringListValues") ||
+          value.contains("BinaryListValues")) {
+        if (!value["StringListValues"].empty() ||
+            !value["BinaryListValues"].empty()) {
+          return InvalidParameterValue(who +
+                                       ": StringListValues and "
                                        "BinaryListValues are not supported.");
         }
       }
       if (base == "Binary") {
         auto bin = value.find("BinaryValue");
         std::optional<std::string> bytes;
-        if (bin != value.end() && bin->is_string()) bytes = Base64Decode(bin->get<std::string>());
+        if (bin != value.end() && bin->is_string())
+          bytes = Base64Decode(bin->get<std::string>());
         if (!bytes || bytes->empty()) {
-          return InvalidParameterValue(who + " must contain a non-empty value "
+          return InvalidParameterValue(who +
+                                       " must contain a non-empty value "
                                        "of type 'Binary'.");
         }
         attr.value = std::move(*bytes);
@@ -749,13 +796,15 @@ class SqsApi::Call {
         auto str = value.find("StringValue");
         if (str == value.end() || !str->is_string() ||
             str->get_ref<const std::string&>().empty()) {
-          return InvalidParameterValue(who + " must contain a non-empty value "
-                                       "of type '" + base + "'.");
+          return InvalidParameterValue(who +
+                                       " must contain a non-empty value "
+                                       "of type '" +
+                                       base + "'.");
         }
         attr.value = str->get<std::string>();
         if (auto bad = InvalidCharacter(attr.value)) {
-          return InvalidParameterValue(who + " contains the invalid character " +
-                                       *bad + ".");
+          return InvalidParameterValue(
+              who + " contains the invalid character " + *bad + ".");
         }
         if (base == "Number" && !IsNumber(attr.value)) {
           return InvalidParameterValue("Can't cast the value of " + who +
@@ -768,12 +817,14 @@ class SqsApi::Call {
   }
 
   // Validates one message to send, as SQS does before enqueuing it.
-  static Expected<OutgoingMessage> ParseOutgoing(const Json& entry,
-                                                 const local::QueueConfig& config) {
+  static Expected<OutgoingMessage> ParseOutgoing(
+      const Json& entry, const local::QueueConfig& config) {
     OutgoingMessage m;
     auto body = entry.find("MessageBody");
-    if (body == entry.end() || body->is_null()) return MissingParameter("MessageBody");
-    if (!body->is_string()) return SerializationError("MessageBody must be a string");
+    if (body == entry.end() || body->is_null())
+      return MissingParameter("MessageBody");
+    if (!body->is_string())
+      return SerializationError("MessageBody must be a string");
     m.body = body->get<std::string>();
     if (m.body.empty()) return MissingParameter("MessageBody");
     if (auto bad = InvalidCharacter(m.body)) {
@@ -783,18 +834,21 @@ class SqsApi::Call {
                      "characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 "
                      "to #xFFFD | #x10000 to #x10FFFF");
     }
-    SQS_ASSIGN_OR_RETURN(std::optional<int> delay, OptionalInt(entry, "DelaySeconds"));
+    SQS_ASSIGN_OR_RETURN(std::optional<int> delay,
+                         OptionalInt(entry, "DelaySeconds"));
     if (delay && (*delay < 0 || *delay > 900)) {
-      return InvalidParameterValue("Value " + std::to_string(*delay) +
-                                   " for parameter DelaySeconds is invalid. "
-                                   "Reason: DelaySeconds must be >= 0 and <= 900.");
+      return InvalidParameterValue(
+          "Value " + std::to_string(*delay) +
+          " for parameter DelaySeconds is invalid. "
+          "Reason: DelaySeconds must be >= 0 and <= 900.");
     }
     m.delay_seconds = delay.value_or(0);
     SQS_ASSIGN_OR_RETURN(m.attributes, ParseMessageAttributes(entry));
     if (MessageSize(m) > static_cast<size_t>(config.max_message_bytes)) {
       return InvalidParameterValue(
           "One or more parameters are invalid. Reason: Message must be shorter "
-          "than " + std::to_string(config.max_message_bytes) + " bytes.");
+          "than " +
+          std::to_string(config.max_message_bytes) + " bytes.");
     }
     return m;
   }
@@ -820,27 +874,31 @@ class SqsApi::Call {
   Expected<const Json*> BatchEntries(const char* entry_shape) {
     auto it = in_.find("Entries");
     if (it == in_.end() || it->is_null() || (it->is_array() && it->empty())) {
-      return Err("EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest",
+      return Err("EmptyBatchRequest",
+                 "AWS.SimpleQueueService.EmptyBatchRequest",
                  std::string("There should be at least one ") + entry_shape +
                      " in the request.");
     }
     if (!it->is_array()) return SerializationError("Entries must be a list");
     if (it->size() > static_cast<size_t>(local::kMaxBatch)) {
-      return Err("TooManyEntriesInBatchRequest",
-                 "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
-                 "Maximum number of entries per request are 10. You have sent " +
-                     std::to_string(it->size()) + ".");
+      return Err(
+          "TooManyEntriesInBatchRequest",
+          "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+          "Maximum number of entries per request are 10. You have sent " +
+              std::to_string(it->size()) + ".");
     }
     std::set<std::string> ids;
     for (const auto& entry : *it) {
-      if (!entry.is_object()) return SerializationError("Entries must hold objects");
+      if (!entry.is_object())
+        return SerializationError("Entries must hold objects");
       auto id = entry.find("Id");
       if (id == entry.end() || !id->is_string()) return MissingParameter("Id");
       const std::string& text = id->get_ref<const std::string&>();
       if (!ValidBatchId(text)) {
-        return Err("InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId",
-                   "A batch entry id can only contain alphanumeric characters, "
-                   "hyphens and underscores. It can be at most 80 letters long.");
+        return Err(
+            "InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId",
+            "A batch entry id can only contain alphanumeric characters, "
+            "hyphens and underscores. It can be at most 80 letters long.");
       }
       if (!ids.insert(text).second) {
         return Err("BatchEntryIdsNotDistinct",
@@ -859,7 +917,8 @@ class SqsApi::Call {
   }
 
   static Json BatchResult(Json successful, Json failed) {
-    return Json{{"Successful", std::move(successful)}, {"Failed", std::move(failed)}};
+    return Json{{"Successful", std::move(successful)},
+                {"Failed", std::move(failed)}};
   }
 
   Expected<Json> SendMessageBatch() {
@@ -883,10 +942,11 @@ class SqsApi::Call {
       ids.push_back(id);
     }
     if (total > static_cast<size_t>(local::kMaxMessageBytes)) {
-      return Err("BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong",
-                 "Batch requests cannot be longer than " +
-                     std::to_string(local::kMaxMessageBytes) +
-                     " bytes. You have sent " + std::to_string(total) + " bytes.");
+      return Err(
+          "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong",
+          "Batch requests cannot be longer than " +
+              std::to_string(local::kMaxMessageBytes) +
+              " bytes. You have sent " + std::to_string(total) + " bytes.");
     }
     Json successful = Json::array();
     if (!messages.empty()) {
@@ -904,9 +964,12 @@ class SqsApi::Call {
   // ---- receiving ----
   Expected<Json> ReceiveMessage() {
     SQS_ASSIGN_OR_RETURN(std::string name, QueueNameFromUrl());
-    SQS_ASSIGN_OR_RETURN(std::optional<int> max, OptionalInt(in_, "MaxNumberOfMessages"));
-    SQS_ASSIGN_OR_RETURN(std::optional<int> wait, OptionalInt(in_, "WaitTimeSeconds"));
-    SQS_ASSIGN_OR_RETURN(std::optional<int> vis, OptionalInt(in_, "VisibilityTimeout"));
+    SQS_ASSIGN_OR_RETURN(std::optional<int> max,
+                         OptionalInt(in_, "MaxNumberOfMessages"));
+    SQS_ASSIGN_OR_RETURN(std::optional<int> wait,
+                         OptionalInt(in_, "WaitTimeSeconds"));
+    SQS_ASSIGN_OR_RETURN(std::optional<int> vis,
+                         OptionalInt(in_, "VisibilityTimeout"));
     if (max && (*max < 1 || *max > local::kMaxBatch)) {
       return InvalidParameterValue("Value " + std::to_string(*max) +
                                    " for parameter MaxNumberOfMessages is "
@@ -914,9 +977,10 @@ class SqsApi::Call {
                                    "if provided.");
     }
     if (wait && (*wait < 0 || *wait > local::kMaxWaitSeconds)) {
-      return InvalidParameterValue("Value " + std::to_string(*wait) +
-                                   " for parameter WaitTimeSeconds is invalid. "
-                                   "Reason: Must be >= 0 and <= 20, if provided.");
+      return InvalidParameterValue(
+          "Value " + std::to_string(*wait) +
+          " for parameter WaitTimeSeconds is invalid. "
+          "Reason: Must be >= 0 and <= 20, if provided.");
     }
     if (vis && (*vis < 0 || *vis > local::kMaxVisibilitySeconds)) {
       return InvalidParameterValue("Value " + std::to_string(*vis) +
@@ -928,7 +992,8 @@ class SqsApi::Call {
                          StringList(in_, "AttributeNames"));
     SQS_ASSIGN_OR_RETURN(std::vector<std::string> more_system,
                          StringList(in_, "MessageSystemAttributeNames"));
-    system_names.insert(system_names.end(), more_system.begin(), more_system.end());
+    system_names.insert(system_names.end(), more_system.begin(),
+                        more_system.end());
     SQS_ASSIGN_OR_RETURN(std::vector<std::string> attribute_names,
                          StringList(in_, "MessageAttributeNames"));
     if (!wait) {
@@ -961,13 +1026,16 @@ class SqsApi::Call {
                 {"MD5OfBody", Md5Hex(m.body)},
                 {"Body", m.body}};
       Json system = Json::object();
-      if (want_system("SenderId")) system["SenderId"] = api_.options_.account_id;
-      if (want_system("SentTimestamp")) system["SentTimestamp"] = std::to_string(m.sent_at);
+      if (want_system("SenderId"))
+        system["SenderId"] = api_.options_.account_id;
+      if (want_system("SentTimestamp"))
+        system["SentTimestamp"] = std::to_string(m.sent_at);
       if (want_system("ApproximateReceiveCount")) {
         system["ApproximateReceiveCount"] = std::to_string(m.receive_count);
       }
       if (want_system("ApproximateFirstReceiveTimestamp")) {
-        system["ApproximateFirstReceiveTimestamp"] = std::to_string(m.first_received_at);
+        system["ApproximateFirstReceiveTimestamp"] =
+            std::to_string(m.first_received_at);
       }
       if (!system.empty()) j["Attributes"] = std::move(system);
       MessageAttributes selected;
@@ -1001,7 +1069,8 @@ class SqsApi::Call {
     auto results = api_.deletes_.Run(name, {handle});
     const Status& s = results.front().status;
     if (s.ok()) return Json::object();
-    if (s.code() == StatusCode::kInvalidArgument) return ReceiptHandleIsInvalid(handle);
+    if (s.code() == StatusCode::kInvalidArgument)
+      return ReceiptHandleIsInvalid(handle);
     return FromStatus(s);
   }
 
@@ -1052,7 +1121,8 @@ class SqsApi::Call {
   }
 
   static Expected<int> VisibilityArgument(const Json& in) {
-    SQS_ASSIGN_OR_RETURN(std::optional<int> vis, OptionalInt(in, "VisibilityTimeout"));
+    SQS_ASSIGN_OR_RETURN(std::optional<int> vis,
+                         OptionalInt(in, "VisibilityTimeout"));
     if (!vis) return MissingParameter("VisibilityTimeout");
     if (*vis < 0 || *vis > local::kMaxVisibilitySeconds) {
       return InvalidParameterValue("Value " + std::to_string(*vis) +
@@ -1063,9 +1133,12 @@ class SqsApi::Call {
     return *vis;
   }
 
-  static SqsError VisibilityEntryError(const Status& s, const std::string& handle) {
-    if (s.code() == StatusCode::kInvalidArgument) return ReceiptHandleIsInvalid(handle);
-    if (s.code() == StatusCode::kFailedPrecondition) return MessageNotInflight();
+  static SqsError VisibilityEntryError(const Status& s,
+                                       const std::string& handle) {
+    if (s.code() == StatusCode::kInvalidArgument)
+      return ReceiptHandleIsInvalid(handle);
+    if (s.code() == StatusCode::kFailedPrecondition)
+      return MessageNotInflight();
     return FromStatus(s);
   }
 
@@ -1081,8 +1154,9 @@ class SqsApi::Call {
 
   Expected<Json> ChangeMessageVisibilityBatch() {
     SQS_ASSIGN_OR_RETURN(std::string name, QueueNameFromUrl());
-    SQS_ASSIGN_OR_RETURN(const Json* entries,
-                         BatchEntries("ChangeMessageVisibilityBatchRequestEntry"));
+    SQS_ASSIGN_OR_RETURN(
+        const Json* entries,
+        BatchEntries("ChangeMessageVisibilityBatchRequestEntry"));
     Json failed = Json::array();
     Json successful = Json::array();
     // The store sets one timeout per call: group the entries by timeout.
@@ -1111,8 +1185,9 @@ class SqsApi::Call {
         if (results[i].status.ok()) {
           successful.push_back(Json{{"Id", group[i].first}});
         } else {
-          failed.push_back(Failed(group[i].first,
-                                  VisibilityEntryError(results[i].status, handles[i])));
+          failed.push_back(
+              Failed(group[i].first,
+                     VisibilityEntryError(results[i].status, handles[i])));
         }
       }
     }
@@ -1133,20 +1208,22 @@ class SqsApi::Call {
     std::string name = QueueNameFromArn(arn);
     if (name.empty() || !api_.store_.GetQueue(name).ok()) {
       return ResourceNotFound(std::string("The resource that you specified for "
-                                          "the ") + parameter +
-                              " parameter doesn't exist.");
+                                          "the ") +
+                              parameter + " parameter doesn't exist.");
     }
     return name;
   }
 
   Expected<Json> StartMessageMoveTask() {
-    SQS_ASSIGN_OR_RETURN(std::string source, QueueFromArnParameter("SourceArn"));
+    SQS_ASSIGN_OR_RETURN(std::string source,
+                         QueueFromArnParameter("SourceArn"));
     SQS_ASSIGN_OR_RETURN(std::optional<int> rate,
                          OptionalInt(in_, "MaxNumberOfMessagesPerSecond"));
     if (rate && (*rate < 1 || *rate > 500)) {
-      return InvalidParameterValue("Value " + std::to_string(*rate) +
-                                   " for parameter MaxNumberOfMessagesPerSecond "
-                                   "is invalid. Reason: Must be between 1 and 500.");
+      return InvalidParameterValue(
+          "Value " + std::to_string(*rate) +
+          " for parameter MaxNumberOfMessagesPerSecond "
+          "is invalid. Reason: Must be between 1 and 500.");
     }
     auto sources = api_.store_.DeadLetterSources(source);
     if (!sources.ok()) return FromStatus(sources.status());
@@ -1157,7 +1234,8 @@ class SqsApi::Call {
     std::string destination;
     std::string destination_arn;
     if (in_.contains("DestinationArn") && !in_["DestinationArn"].is_null()) {
-      SQS_ASSIGN_OR_RETURN(destination, QueueFromArnParameter("DestinationArn"));
+      SQS_ASSIGN_OR_RETURN(destination,
+                           QueueFromArnParameter("DestinationArn"));
       destination_arn = QueueArn(destination);
     } else if (sources->size() == 1) {
       destination = sources->front();
@@ -1193,8 +1271,10 @@ class SqsApi::Call {
   }
 
   Expected<Json> ListMessageMoveTasks() {
-    SQS_ASSIGN_OR_RETURN(std::string source, QueueFromArnParameter("SourceArn"));
-    SQS_ASSIGN_OR_RETURN(std::optional<int> max, OptionalInt(in_, "MaxResults"));
+    SQS_ASSIGN_OR_RETURN(std::string source,
+                         QueueFromArnParameter("SourceArn"));
+    SQS_ASSIGN_OR_RETURN(std::optional<int> max,
+                         OptionalInt(in_, "MaxResults"));
     if (max && (*max < 1 || *max > 10)) {
       return InvalidParameterValue("Value " + std::to_string(*max) +
                                    " for parameter MaxResults is invalid. "
@@ -1225,22 +1305,23 @@ ApiResponse SqsApi::Handle(std::string_view operation, std::string_view body,
                            std::string_view host) {
   Json in = body.empty() ? Json::object() : Json::parse(body, nullptr, false);
   if (in.is_discarded() || !in.is_object()) {
-    return ErrorResponse(SerializationError(
-        "The request body is not a JSON object (AmazonSQS." +
-        std::string(operation) + ")"));
+    return ErrorResponse(
+        SerializationError("The request body is not a JSON object (AmazonSQS." +
+                           std::string(operation) + ")"));
   }
   try {
     Call call(*this, in, host);
     auto out = call.Run(operation);
     if (!out.ok()) return ErrorResponse(out.error());
-    return ApiResponse{200,
-                       out.value().dump(-1, ' ', false, Json::error_handler_t::replace),
-                       "", "", ""};
+    return ApiResponse{
+        200, out.value().dump(-1, ' ', false, Json::error_handler_t::replace),
+        "", "", ""};
   } catch (const std::exception& e) {
     // A library exception (JSON type error, allocation) is a bug or an
     // input we did not anticipate: answer 500 and keep serving.
     return ErrorResponse(InternalError(std::string("internal error handling ") +
-                                       std::string(operation) + ": " + e.what()));
+                                       std::string(operation) + ": " +
+                                       e.what()));
   }
 }
 

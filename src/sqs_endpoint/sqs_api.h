@@ -32,11 +32,10 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "local/queue_store.h"
 #include "sqs_endpoint/group_commit.h"
@@ -46,7 +45,7 @@ namespace cruncher::sqs {
 // An SQS error as sent to the client.
 struct SqsError {
   int http_status = 400;
-  std::string type;        // "__type", e.g. "com.amazonaws.sqs#QueueDoesNotExist"
+  std::string type;  // "__type", e.g. "com.amazonaws.sqs#QueueDoesNotExist"
   std::string query_code;  // x-amzn-query-error code; empty: no header
   bool sender_fault = true;
   std::string message;
@@ -71,10 +70,10 @@ SqsError InternalError(std::string message);
 
 struct ApiResponse {
   int http_status = 200;
-  std::string body;                     // JSON
-  std::string query_error;              // x-amzn-query-error value, or empty
-  std::string error_code;               // empty on success (for logs)
-  std::string error_message;            // empty on success (for logs)
+  std::string body;           // JSON
+  std::string query_error;    // x-amzn-query-error value, or empty
+  std::string error_code;     // empty on success (for logs)
+  std::string error_message;  // empty on success (for logs)
 };
 
 struct SqsApiOptions {
@@ -122,7 +121,8 @@ class SqsApi {
   local::LocalQueueStore& store_;
   const SqsApiOptions options_;
   // Concurrent sends and deletes on one queue share a store transaction.
-  GroupCommit<std::vector<OutgoingMessage>, Result<std::vector<std::string>>> sends_;
+  GroupCommit<std::vector<OutgoingMessage>, Result<std::vector<std::string>>>
+      sends_;
   GroupCommit<std::vector<std::string>, std::vector<BatchEntryResult>> deletes_;
   std::mutex tasks_mu_;
   std::map<std::string, std::deque<MoveTask>> tasks_;  // by source ARN

@@ -1,12 +1,6 @@
 #include "sqs_endpoint/sqs_endpoint.h"
 
 #include <atomic>
-#include <map>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <vector>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -15,6 +9,11 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -58,20 +57,24 @@ class SqsEndpoint::Impl {
                              "\" is not an IP address: " + ec.message());
     }
     if (options_.port < 0 || options_.port > 65535) {
-      return InvalidArgument("SQS endpoint port " + std::to_string(options_.port) +
+      return InvalidArgument("SQS endpoint port " +
+                             std::to_string(options_.port) +
                              " is out of range");
     }
     tcp::endpoint endpoint(address, static_cast<unsigned short>(options_.port));
-    const std::string where = options_.host + ":" + std::to_string(options_.port);
+    const std::string where =
+        options_.host + ":" + std::to_string(options_.port);
     if (acceptor_.open(endpoint.protocol(), ec); ec) {
-      return Unavailable("SQS endpoint: cannot open socket for " + where + ": " +
-                         ec.message());
+      return Unavailable("SQS endpoint: cannot open socket for " + where +
+                         ": " + ec.message());
     }
     if (acceptor_.set_option(net::socket_base::reuse_address(true), ec); ec) {
-      return Unavailable("SQS endpoint: cannot set SO_REUSEADDR: " + ec.message());
+      return Unavailable("SQS endpoint: cannot set SO_REUSEADDR: " +
+                         ec.message());
     }
     if (acceptor_.bind(endpoint, ec); ec) {
-      return Unavailable("SQS endpoint: cannot bind " + where + ": " + ec.message());
+      return Unavailable("SQS endpoint: cannot bind " + where + ": " +
+                         ec.message());
     }
     if (acceptor_.listen(net::socket_base::max_listen_connections, ec); ec) {
       return Unavailable("SQS endpoint: cannot listen on " + where + ": " +
@@ -118,13 +121,16 @@ class SqsEndpoint::Impl {
 
 // One client connection: reads requests one after another (keep-alive),
 // hands each to the worker pool, and writes the response on its strand.
-class SqsEndpoint::Impl::Session : public std::enable_shared_from_this<Session> {
+class SqsEndpoint::Impl::Session
+    : public std::enable_shared_from_this<Session> {
  public:
   Session(Impl& impl, tcp::socket socket)
       : impl_(impl), stream_(std::move(socket)) {
     beast::error_code ec;
     auto remote = stream_.socket().remote_endpoint(ec);
-    if (!ec) peer_ = remote.address().to_string() + ":" + std::to_string(remote.port());
+    if (!ec)
+      peer_ =
+          remote.address().to_string() + ":" + std::to_string(remote.port());
   }
   ~Session() { impl_.SessionClosed(this); }
 
@@ -147,7 +153,8 @@ class SqsEndpoint::Impl::Session : public std::enable_shared_from_this<Session> 
     if (impl_.stopping_) return Shutdown();
     parser_.emplace();
     parser_->body_limit(impl_.options_.max_body_bytes);
-    stream_.expires_after(std::chrono::seconds(impl_.options_.idle_timeout_seconds));
+    stream_.expires_after(
+        std::chrono::seconds(impl_.options_.idle_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->OnRead(ec);
@@ -159,12 +166,14 @@ class SqsEndpoint::Impl::Session : public std::enable_shared_from_this<Session> 
         http::make_error_code(http::error::bad_version).category();
     if (ec == http::error::end_of_stream) return Shutdown();
     if (ec == http::error::body_limit) {
-      return Respond(SqsApi::ErrorResponse(RequestTooLargeError(
-                         "Request body is larger than the limit of " +
-                         std::to_string(impl_.options_.max_body_bytes) + " bytes.")),
-                     "", /*close=*/true, 11);
+      return Respond(
+          SqsApi::ErrorResponse(RequestTooLargeError(
+              "Request body is larger than the limit of " +
+              std::to_string(impl_.options_.max_body_bytes) + " bytes.")),
+          "", /*close=*/true, 11);
     }
-    if (ec && ec.category() == kHttpErrors && ec != http::error::partial_message) {
+    if (ec && ec.category() == kHttpErrors &&
+        ec != http::error::partial_message) {
       return Respond(SqsApi::ErrorResponse(SerializationError(
                          "Malformed HTTP request: " + ec.message())),
                      "", /*close=*/true, 11);
@@ -191,7 +200,8 @@ class SqsEndpoint::Impl::Session : public std::enable_shared_from_this<Session> 
           std::string(req.method_string())));
     }
     const std::string content_type(req[http::field::content_type]);
-    if (content_type.compare(0, kJsonContentType.size(), kJsonContentType) != 0) {
+    if (content_type.compare(0, kJsonContentType.size(), kJsonContentType) !=
+        0) {
       return reject(UnknownOperationError(
           "Content-Type \"" + std::string(content_type) +
           "\" is not supported: this endpoint speaks the SQS JSON protocol (" +
@@ -211,25 +221,26 @@ class SqsEndpoint::Impl::Session : public std::enable_shared_from_this<Session> 
                                             std::string(field.value()));
       }
       signed_request.body = req.body();
-      AuthResult auth =
-          impl_.verifier_.Verify(signed_request, SystemClock::Get().NowMillis());
+      AuthResult auth = impl_.verifier_.Verify(signed_request,
+                                               SystemClock::Get().NowMillis());
       if (!auth.ok()) {
         return reject(AuthError(auth.failure->http_status, auth.failure->code,
                                 auth.failure->message));
       }
     }
     std::string host(req[http::field::host]);
-    if (host.empty()) host = impl_.options_.host + ":" + std::to_string(impl_.port_);
-    bool queued = impl_.pool_->Submit(
-        [self = shared_from_this(), op, host, keep_alive, version,
-         body = std::move(req.body())]() mutable {
-          ApiResponse response = self->impl_.api_.Handle(op, body, host);
-          net::post(self->stream_.get_executor(),
-                    [self, op = std::move(op), keep_alive, version,
-                     response = std::move(response)]() mutable {
-                      self->Respond(std::move(response), op, !keep_alive, version);
-                    });
-        });
+    if (host.empty())
+      host = impl_.options_.host + ":" + std::to_string(impl_.port_);
+    bool queued = impl_.pool_->Submit([self = shared_from_this(), op, host,
+                                       keep_alive, version,
+                                       body = std::move(req.body())]() mutable {
+      ApiResponse response = self->impl_.api_.Handle(op, body, host);
+      net::post(self->stream_.get_executor(),
+                [self, op = std::move(op), keep_alive, version,
+                 response = std::move(response)]() mutable {
+                  self->Respond(std::move(response), op, !keep_alive, version);
+                });
+    });
     if (!queued) Shutdown();
   }
 
@@ -257,13 +268,15 @@ class SqsEndpoint::Impl::Session : public std::enable_shared_from_this<Session> 
     res_.keep_alive(!close);
     res_.body() = std::move(response.body);
     res_.prepare_payload();
-    stream_.expires_after(std::chrono::seconds(impl_.options_.idle_timeout_seconds));
-    http::async_write(stream_, res_,
-                      [self = shared_from_this(), close](beast::error_code ec, size_t) {
-                        if (ec) return;
-                        if (close) return self->Linger();
-                        self->DoRead();
-                      });
+    stream_.expires_after(
+        std::chrono::seconds(impl_.options_.idle_timeout_seconds));
+    http::async_write(
+        stream_, res_,
+        [self = shared_from_this(), close](beast::error_code ec, size_t) {
+          if (ec) return;
+          if (close) return self->Linger();
+          self->DoRead();
+        });
   }
 
   void Shutdown() {
@@ -280,10 +293,11 @@ class SqsEndpoint::Impl::Session : public std::enable_shared_from_this<Session> 
     Drain();
   }
   void Drain() {
-    stream_.async_read_some(net::buffer(discard_),
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              if (!ec) self->Drain();
-                            });
+    stream_.async_read_some(
+        net::buffer(discard_),
+        [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (!ec) self->Drain();
+        });
   }
 
   Impl& impl_;
@@ -296,25 +310,25 @@ class SqsEndpoint::Impl::Session : public std::enable_shared_from_this<Session> 
 };
 
 void SqsEndpoint::Impl::DoAccept() {
-  acceptor_.async_accept(
-      net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
-        if (ec) {
-          if (stopping_ || ec == net::error::operation_aborted) return;
-          Log(LogLevel::kWarn, "sqs_accept_failed", {{"error", ec.message()}});
-          return DoAccept();
-        }
-        if (stopping_) return;
-        auto session = std::make_shared<Session>(*this, std::move(socket));
-        bool pause = false;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          sessions_[session.get()] = session;
-          pause = static_cast<int>(sessions_.size()) >= options_.max_connections;
-          accept_paused_ = pause;
-        }
-        session->Start();
-        if (!pause) DoAccept();
-      });
+  acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec,
+                                                        tcp::socket socket) {
+    if (ec) {
+      if (stopping_ || ec == net::error::operation_aborted) return;
+      Log(LogLevel::kWarn, "sqs_accept_failed", {{"error", ec.message()}});
+      return DoAccept();
+    }
+    if (stopping_) return;
+    auto session = std::make_shared<Session>(*this, std::move(socket));
+    bool pause = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sessions_[session.get()] = session;
+      pause = static_cast<int>(sessions_.size()) >= options_.max_connections;
+      accept_paused_ = pause;
+    }
+    session->Start();
+    if (!pause) DoAccept();
+  });
 }
 
 void SqsEndpoint::Impl::SessionClosed(Session* session) {

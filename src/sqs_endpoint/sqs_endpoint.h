@@ -55,8 +55,8 @@ class SqsEndpoint {
   // Binds host:port and starts serving. InvalidArgument for a bad host or
   // options (require_auth without credentials); Unavailable if the address
   // cannot be bound (in use, not local). `store` must outlive the endpoint.
-  static Result<std::unique_ptr<SqsEndpoint>> Start(local::LocalQueueStore& store,
-                                                    SqsEndpointOptions options);
+  static Result<std::unique_ptr<SqsEndpoint>> Start(
+      local::LocalQueueStore& store, SqsEndpointOptions options);
   ~SqsEndpoint();  // Stop()s
   SqsEndpoint(const SqsEndpoint&) = delete;
   SqsEndpoint& operator=(const SqsEndpoint&) = delete;

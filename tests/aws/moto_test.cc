@@ -71,11 +71,11 @@ class EmulatorEnvironment : public ::testing::Environment {
 
 // moto is installed by scripts/setup.sh: a server that does not start is a
 // failure, never a reason to skip.
-#define REQUIRE_SQS()                                                     \
-  do {                                                                    \
-    if (g_endpoints->sqs.empty()) {                                       \
+#define REQUIRE_SQS()                                                         \
+  do {                                                                        \
+    if (g_endpoints->sqs.empty()) {                                           \
       GTEST_FAIL() << "no SQS endpoint: " << g_endpoints->unavailable_reason; \
-    }                                                                     \
+    }                                                                         \
   } while (0)
 
 #define REQUIRE_STS()                                                    \

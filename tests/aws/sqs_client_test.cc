@@ -16,7 +16,6 @@ using testing::HeaderOf;
 
 constexpr char kQueue[] = "https://sqs.us-east-1.amazonaws.com/123456789012/q";
 
-
 struct Harness {
   explicit Harness(FakeTransport::Script script, RetryPolicy retry = {})
       : transport(std::make_shared<FakeTransport>(std::move(script))) {

@@ -1,11 +1,11 @@
 // Unit tests for the SQS endpoint's pure parts and its API layer over a real
 // LocalQueueStore in a temporary directory (no HTTP).
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <latch>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "core/random_id.h"
@@ -36,8 +36,9 @@ TEST(MessageMd5, BodyAndAttributesMatchSqsAlgorithm) {
 
 TEST(SigV4Verifier, AcceptsAwsTestSuiteVectorAndRejectsTampering) {
   // The "get-vanilla" case of the AWS SigV4 test suite.
-  SigV4Verifier verifier({{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}},
-                         "us-east-1", "service");
+  SigV4Verifier verifier(
+      {{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}},
+      "us-east-1", "service");
   SignedRequest req;
   req.method = "GET";
   req.target = "/";
@@ -47,7 +48,8 @@ TEST(SigV4Verifier, AcceptsAwsTestSuiteVectorAndRejectsTampering) {
       {"Authorization",
        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
        "aws4_request, SignedHeaders=host;x-amz-date, "
-       "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"}};
+       "Signature="
+       "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"}};
   const Millis signed_at = 1440938160000;  // 2015-08-30T12:36:00Z
   AuthResult ok = verifier.Verify(req, signed_at + 60'000);
   ASSERT_TRUE(ok.ok()) << ok.failure->code << ": " << ok.failure->message;
@@ -64,8 +66,8 @@ TEST(SigV4Verifier, AcceptsAwsTestSuiteVectorAndRejectsTampering) {
   EXPECT_EQ(verifier.Verify(unsigned_req, signed_at).failure->code,
             "MissingAuthenticationToken");
   SignedRequest other_key = req;
-  other_key.headers.back().second.replace(other_key.headers.back().second.find("AKIDEXAMPLE"),
-                                          11, "AKIDUNKNOWN");
+  other_key.headers.back().second.replace(
+      other_key.headers.back().second.find("AKIDEXAMPLE"), 11, "AKIDUNKNOWN");
   EXPECT_EQ(verifier.Verify(other_key, signed_at).failure->code,
             "InvalidClientTokenId");
   SignedRequest garbled = req;
@@ -113,8 +115,10 @@ class SqsApiTest : public ::testing::Test {
     EXPECT_EQ(r.http_status, 200) << op << ": " << r.body;
     return Json::parse(r.body);
   }
-  std::string CreateQueue(const std::string& name, Json attributes = Json::object()) {
-    return Ok("CreateQueue", {{"QueueName", name}, {"Attributes", attributes}})["QueueUrl"];
+  std::string CreateQueue(const std::string& name,
+                          Json attributes = Json::object()) {
+    return Ok("CreateQueue",
+              {{"QueueName", name}, {"Attributes", attributes}})["QueueUrl"];
   }
 
   std::filesystem::path dir_;
@@ -125,12 +129,13 @@ class SqsApiTest : public ::testing::Test {
 TEST_F(SqsApiTest, SendReceiveRoundTripsAttributesAndDigests) {
   std::string url = CreateQueue("tasks");
   EXPECT_EQ(url, "http://localhost:9324/000000000000/tasks");
-  Json sent = Ok("SendMessage",
-                 {{"QueueUrl", url},
-                  {"MessageBody", "hello"},
-                  {"MessageAttributes",
-                   {{"blob", {{"DataType", "Binary"}, {"BinaryValue", "AP8Q"}}},
-                    {"n", {{"DataType", "Number.int"}, {"StringValue", "42"}}}}}});
+  Json sent =
+      Ok("SendMessage",
+         {{"QueueUrl", url},
+          {"MessageBody", "hello"},
+          {"MessageAttributes",
+           {{"blob", {{"DataType", "Binary"}, {"BinaryValue", "AP8Q"}}},
+            {"n", {{"DataType", "Number.int"}, {"StringValue", "42"}}}}}});
   EXPECT_EQ(sent["MD5OfMessageBody"], Md5Hex("hello"));
   Json got = Ok("ReceiveMessage", {{"QueueUrl", url},
                                    {"MessageAttributeNames", {"All"}},
@@ -144,11 +149,13 @@ TEST_F(SqsApiTest, SendReceiveRoundTripsAttributesAndDigests) {
 }
 
 TEST_F(SqsApiTest, ErrorsCarryTypeAndQueryCode) {
-  ApiResponse r = Call("SendMessage", {{"QueueUrl", "http://h/000000000000/nope"},
-                                       {"MessageBody", "x"}});
+  ApiResponse r =
+      Call("SendMessage",
+           {{"QueueUrl", "http://h/000000000000/nope"}, {"MessageBody", "x"}});
   EXPECT_EQ(r.http_status, 400);
   EXPECT_EQ(r.query_error, "AWS.SimpleQueueService.NonExistentQueue;Sender");
-  EXPECT_EQ(Json::parse(r.body)["__type"], "com.amazonaws.sqs#QueueDoesNotExist");
+  EXPECT_EQ(Json::parse(r.body)["__type"],
+            "com.amazonaws.sqs#QueueDoesNotExist");
 
   r = api_->Handle("ListQueues", "{not json", "h");
   EXPECT_EQ(Json::parse(r.body)["__type"],
@@ -159,15 +166,18 @@ TEST_F(SqsApiTest, ErrorsCarryTypeAndQueryCode) {
 
 TEST_F(SqsApiTest, BatchesReportPerEntryFailures) {
   std::string url = CreateQueue("tasks");
-  ApiResponse dup = Call("SendMessageBatch",
-                         {{"QueueUrl", url},
-                          {"Entries", {{{"Id", "a"}, {"MessageBody", "1"}},
-                                       {{"Id", "a"}, {"MessageBody", "2"}}}}});
+  ApiResponse dup =
+      Call("SendMessageBatch", {{"QueueUrl", url},
+                                {"Entries",
+                                 {{{"Id", "a"}, {"MessageBody", "1"}},
+                                  {{"Id", "a"}, {"MessageBody", "2"}}}}});
   EXPECT_EQ(dup.error_code, "AWS.SimpleQueueService.BatchEntryIdsNotDistinct");
-  Json sent = Ok("SendMessageBatch",
-                 {{"QueueUrl", url},
-                  {"Entries", {{{"Id", "a"}, {"MessageBody", "1"}},
-                               {{"Id", "b"}, {"MessageBody", "2"}, {"DelaySeconds", 901}}}}});
+  Json sent =
+      Ok("SendMessageBatch",
+         {{"QueueUrl", url},
+          {"Entries",
+           {{{"Id", "a"}, {"MessageBody", "1"}},
+            {{"Id", "b"}, {"MessageBody", "2"}, {"DelaySeconds", 901}}}}});
   EXPECT_EQ(sent["Successful"].size(), 1u);
   ASSERT_EQ(sent["Failed"].size(), 1u);
   EXPECT_EQ(sent["Failed"][0]["Id"], "b");
@@ -177,8 +187,9 @@ TEST_F(SqsApiTest, BatchesReportPerEntryFailures) {
   std::string handle = got["Messages"][0]["ReceiptHandle"];
   Json deleted = Ok("DeleteMessageBatch",
                     {{"QueueUrl", url},
-                     {"Entries", {{{"Id", "ok"}, {"ReceiptHandle", handle}},
-                                  {{"Id", "bad"}, {"ReceiptHandle", "garbage"}}}}});
+                     {"Entries",
+                      {{{"Id", "ok"}, {"ReceiptHandle", handle}},
+                       {{"Id", "bad"}, {"ReceiptHandle", "garbage"}}}}});
   EXPECT_EQ(deleted["Successful"][0]["Id"], "ok");
   EXPECT_EQ(deleted["Failed"][0]["Code"], "ReceiptHandleIsInvalid");
 }

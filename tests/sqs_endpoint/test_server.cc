@@ -19,9 +19,10 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: " << argv[0]
-              << " DATA_DIR [PORT] [--auth KEY:SECRET] [--durability full|normal]"
-                 " [--host ADDR]\n";
+    std::cerr
+        << "usage: " << argv[0]
+        << " DATA_DIR [PORT] [--auth KEY:SECRET] [--durability full|normal]"
+           " [--host ADDR]\n";
     return 2;
   }
   // Block the stop signals before any thread starts, then wait for one.

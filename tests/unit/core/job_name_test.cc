@@ -15,7 +15,8 @@ bool IsDns1123Label(const std::string& s) {
 }
 
 TEST(JobNameTest, DeterministicForTheSameQueueAndMessage) {
-  EXPECT_EQ(JobNameFor("demo-", "tasks", "m-1"), JobNameFor("demo-", "tasks", "m-1"));
+  EXPECT_EQ(JobNameFor("demo-", "tasks", "m-1"),
+            JobNameFor("demo-", "tasks", "m-1"));
   std::string name = JobNameFor("demo-", "tasks", "m-1");
   EXPECT_EQ(name.rfind("demo-", 0), 0u) << name;
   EXPECT_EQ(name.size(), std::string("demo-").size() + kJobNameHashLength);
@@ -34,11 +35,24 @@ TEST(JobNameTest, DifferentMessagesOrQueuesGiveDifferentNames) {
 }
 
 TEST(JobNameTest, ValidForWeirdPrefixes) {
-  const std::string prefixes[] = {
-      "",        "-",          "---",       "Demo-",      "UPPER_case.dots-",
-      "a.b.c",   "under_score", "__x__",    "...",        "9lives-",
-      "h\xC3\xA9llo-", "sp ace-", std::string(100, 'a'), std::string(100, '-'),
-      "-" + std::string(99, 'Z'), "x",  "$name-",  "a--b-"};
+  const std::string prefixes[] = {"",
+                                  "-",
+                                  "---",
+                                  "Demo-",
+                                  "UPPER_case.dots-",
+                                  "a.b.c",
+                                  "under_score",
+                                  "__x__",
+                                  "...",
+                                  "9lives-",
+                                  "h\xC3\xA9llo-",
+                                  "sp ace-",
+                                  std::string(100, 'a'),
+                                  std::string(100, '-'),
+                                  "-" + std::string(99, 'Z'),
+                                  "x",
+                                  "$name-",
+                                  "a--b-"};
   for (const auto& prefix : prefixes) {
     SCOPED_TRACE("prefix: \"" + prefix + "\"");
     std::string name = JobNameFor(prefix, "queue", "0b7c1d1e-8a57");

@@ -49,28 +49,31 @@ TEST(JobTest, StateFromConditions) {
   // Early signals are not terminal.
   EXPECT_EQ(StateOf({{"conditions", {Cond("FailureTarget")}}, {"ready", 1}}),
             JobState::kRunning);
-  EXPECT_EQ(StateOf({{"conditions", {Cond("FailureTarget")}}}), JobState::kPending);
+  EXPECT_EQ(StateOf({{"conditions", {Cond("FailureTarget")}}}),
+            JobState::kPending);
   EXPECT_EQ(StateOf({{"conditions", {Cond("SuccessCriteriaMet")}}}),
             JobState::kPending);
   // A condition that is not True does not count.
-  EXPECT_EQ(StateOf({{"conditions", {Cond("Complete", "False")}}, {"ready", 1}}),
-            JobState::kRunning);
+  EXPECT_EQ(
+      StateOf({{"conditions", {Cond("Complete", "False")}}, {"ready", 1}}),
+      JobState::kRunning);
   EXPECT_EQ(StateOf({{"conditions", {Cond("FailureTarget"), Cond("Failed")}},
                      {"ready", 1}}),
             JobState::kFailed);
-  EXPECT_EQ(StateOf({{"conditions", {Cond("SuccessCriteriaMet"), Cond("Complete")}}}),
-            JobState::kComplete);
+  EXPECT_EQ(
+      StateOf({{"conditions", {Cond("SuccessCriteriaMet"), Cond("Complete")}}}),
+      JobState::kComplete);
 }
 
 TEST(JobTest, FinishedAndTerminalCondition) {
-  auto job = Job::FromJson(JobWithStatus(
-      {{"failed", 7},
-       {"conditions",
-        {{{"type", "Failed"},
-          {"status", "True"},
-          {"reason", "BackoffLimitExceeded"},
-          {"message", "too many"},
-          {"lastTransitionTime", "2024-01-01T00:01:40Z"}}}}}));
+  auto job = Job::FromJson(
+      JobWithStatus({{"failed", 7},
+                     {"conditions",
+                      {{{"type", "Failed"},
+                        {"status", "True"},
+                        {"reason", "BackoffLimitExceeded"},
+                        {"message", "too many"},
+                        {"lastTransitionTime", "2024-01-01T00:01:40Z"}}}}}));
   ASSERT_TRUE(job.ok());
   EXPECT_TRUE(job->finished());
   auto terminal = job->terminal_condition();
@@ -89,10 +92,10 @@ TEST(JobTest, TimestampsParse) {
   EXPECT_EQ(ParseRfc3339(FormatRfc3339(1'767'225'600'000)), 1'767'225'600'000);
   EXPECT_EQ(FormatRfc3339(1'704'067'200'999), "2024-01-01T00:00:00Z");
 
-  auto job = Job::FromJson(JobWithStatus(
-      {{"succeeded", 1},
-       {"completionTime", "2024-01-01T00:00:30Z"},
-       {"conditions", {Cond("Complete")}}}));
+  auto job =
+      Job::FromJson(JobWithStatus({{"succeeded", 1},
+                                   {"completionTime", "2024-01-01T00:00:30Z"},
+                                   {"conditions", {Cond("Complete")}}}));
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->created_at(), 1'704'067'200'000);
   EXPECT_EQ(job->completed_at(), 1'704'067'230'000);

@@ -23,9 +23,12 @@ void CollectPointers(const json& node, const std::string& pointer,
     for (const auto& [key, value] : node.items()) {
       std::string token;
       for (char c : key) {
-        if (c == '~') token += "~0";
-        else if (c == '/') token += "~1";
-        else token.push_back(c);
+        if (c == '~')
+          token += "~0";
+        else if (c == '/')
+          token += "~1";
+        else
+          token.push_back(c);
       }
       CollectPointers(value, pointer + "/" + token, out);
     }
@@ -147,7 +150,8 @@ TEST(TemplateTest, MissingVariableIsAnErrorNamingIt) {
   EXPECT_NE(r.status().message().find("\"team\""), std::string::npos)
       << r.status().message();
   // It says where, too.
-  EXPECT_NE(r.status().message().find("/metadata/labels/team"), std::string::npos)
+  EXPECT_NE(r.status().message().find("/metadata/labels/team"),
+            std::string::npos)
       << r.status().message();
 
   auto s = SubstitutePlaceholders("${missing_one}", MustVars(json::object()));
@@ -259,8 +263,9 @@ TEST(TemplateTest, NumbersBoolsObjectsArraysNullAsTextInsideStrings) {
                         {"big", 12345678901234LL}});
   auto s = SubstitutePlaceholders("$i|$neg|$f|$t|$fa|$n|$o|$a|$big", vars);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(*s, "42|-7|1.5|true|false|null|{\"k\":\"v\",\"n\":1}|[1,\"two\",null]|"
-                "12345678901234");
+  EXPECT_EQ(*s,
+            "42|-7|1.5|true|false|null|{\"k\":\"v\",\"n\":1}|[1,\"two\",null]|"
+            "12345678901234");
 }
 
 TEST(TemplateTest, ValuesAreNotRescanned) {
@@ -311,8 +316,8 @@ TEST(TemplateTest, NoValueChangesTheManifestStructure) {
       std::string(100000, '\n') + ": -",
   };
   for (const auto& value : nasty) {
-    SCOPED_TRACE(::testing::Message() << "value (first 40 bytes): "
-                                    << value.substr(0, 40));
+    SCOPED_TRACE(::testing::Message()
+                 << "value (first 40 bytes): " << value.substr(0, 40));
     json job = MustRender(t, BodyWithMsg(value));
     EXPECT_EQ(Pointers(job), expected);
     const json& c = job["spec"]["template"]["spec"]["containers"][0];
@@ -330,7 +335,9 @@ TEST(TemplateTest, StructureUnchangedForWholeTemplateWithStringValues) {
   // Every variable a nasty string: the typed slots become strings, but no
   // node appears or disappears.
   JobTemplate t = MustParse(kTemplate);
-  json body = {{"msg", "a: b\n- c"}, {"team", "{x: 1}"}, {"retries", "[1]"},
+  json body = {{"msg", "a: b\n- c"},
+               {"team", "{x: 1}"},
+               {"retries", "[1]"},
                {"deadline", "---"}};
   json job = MustRender(t, body);
   EXPECT_EQ(Pointers(job), Pointers(t.manifest()));
@@ -384,8 +391,8 @@ TEST(TemplateTest, NamePrefix) {
       "kind: Job\nmetadata: {name: My_Job}\n"
       "spec: {template: {spec: {containers: [{name: c}]}}}\n");
   EXPECT_EQ(named.name_prefix(), "my-job-");
-  JobTemplate none =
-      MustParse("kind: Job\nspec: {template: {spec: {containers: [{name: c}]}}}\n");
+  JobTemplate none = MustParse(
+      "kind: Job\nspec: {template: {spec: {containers: [{name: c}]}}}\n");
   EXPECT_EQ(none.name_prefix(), "job-");
   // The name fields are not part of the rendered manifest.
   EXPECT_FALSE(named.manifest()["metadata"].contains("name"));
@@ -406,8 +413,9 @@ TEST(TemplateTest, RenderForMessageSetsNameLabelsAndAnnotations) {
   Message m;
   m.id = "0b7c1d1e-8a57-4a8e-9a57-5c8b1f0e2d3c";
   // Whitespace, key order and unicode must survive verbatim.
-  m.body = "{ \"msg\" :  \"h\xC3\xA9llo \xF0\x9F\x8C\x8D\\n\",\n\t\"team\": \"x\", "
-           "\"retries\": 1, \"deadline\": 5 }  ";
+  m.body =
+      "{ \"msg\" :  \"h\xC3\xA9llo \xF0\x9F\x8C\x8D\\n\",\n\t\"team\": \"x\", "
+      "\"retries\": 1, \"deadline\": 5 }  ";
   m.receive_count = 3;
   auto r = t.RenderForMessage(m, "tasks");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -449,14 +457,16 @@ TEST(TemplateTest, RenderForMessageSanitizesTheQueueLabel) {
     EXPECT_FALSE(label.empty());
     EXPECT_LE(label.size(), 63u);
     // The annotation keeps the full queue name.
-    EXPECT_EQ((*r)["metadata"]["annotations"][std::string(kQueueAnnotation)], q);
+    EXPECT_EQ((*r)["metadata"]["annotations"][std::string(kQueueAnnotation)],
+              q);
     EXPECT_TRUE(IsDns1123Label((*r)["metadata"]["name"].get<std::string>()));
   }
 }
 
 TEST(TemplateTest, RenderForMessageRejectsBadBodies) {
   JobTemplate t = MustParse(kTemplate);
-  for (const char* body : {"not json", "[1,2]", "\"text\"", "42", "", "{\"msg\":"}) {
+  for (const char* body :
+       {"not json", "[1,2]", "\"text\"", "42", "", "{\"msg\":"}) {
     SCOPED_TRACE(body);
     Message m{"id", body, "h", 1, 0, 0, {}};
     auto r = t.RenderForMessage(m, "q");

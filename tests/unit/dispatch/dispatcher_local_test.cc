@@ -73,8 +73,8 @@ class DispatcherLocalTest : public ::testing::Test {
     o.visibility_seconds = 30;
     o.check_interval = 2'000;
     o.retry_backoff = {1'000, 60'000};
-    return std::make_unique<Dispatcher>(*source_, errors_.get(), *jobs_, *template_,
-                                        o, clock_);
+    return std::make_unique<Dispatcher>(*source_, errors_.get(), *jobs_,
+                                        *template_, o, clock_);
   }
 
   int RunOnce(Dispatcher& d) {
@@ -93,7 +93,7 @@ class DispatcherLocalTest : public ::testing::Test {
   void FinishJob(const std::string& job, int exit_code) {
     ASSERT_TRUE(RecordStarted(*jobs_, {{job, 1}}, clock_.NowMillis()).ok());
     ASSERT_TRUE(RecordFinished(*jobs_, {{job, 1, {exit_code, false}, false}},
-                                     clock_.NowMillis(), ExponentialBackoff{})
+                               clock_.NowMillis(), ExponentialBackoff{})
                     .ok());
   }
 
@@ -152,8 +152,8 @@ TEST_F(DispatcherLocalTest, OnSuccessDeletesWhenTheJobCompletes) {
     EXPECT_EQ(RunOnce(*d), 0) << "redelivered while its Job ran, at step " << i;
   }
   EXPECT_EQ(queues_->Depth("tasks")->in_flight, 1);
-  ASSERT_TRUE(RecordFinished(*jobs_, {{job, 1, {0, false}, false}}, clock_.NowMillis(),
-                                   ExponentialBackoff{})
+  ASSERT_TRUE(RecordFinished(*jobs_, {{job, 1, {0, false}, false}},
+                             clock_.NowMillis(), ExponentialBackoff{})
                   .ok());
   clock_.Advance(2'000);
   EXPECT_EQ(RunOnce(*d), 0);
@@ -162,7 +162,8 @@ TEST_F(DispatcherLocalTest, OnSuccessDeletesWhenTheJobCompletes) {
   EXPECT_EQ(d->stats().acked, 1);
 }
 
-TEST_F(DispatcherLocalTest, OnSuccessFailedJobReachesTheDlqAfterMaxReceiveCount) {
+TEST_F(DispatcherLocalTest,
+       OnSuccessFailedJobReachesTheDlqAfterMaxReceiveCount) {
   auto d = Make(AckStrategy::kOnSuccess);
   std::string id = Send(R"({"msg": "boom", "code": 1})");
   std::string job = JobNameFor("local-", "tasks", id);
@@ -209,7 +210,8 @@ TEST_F(DispatcherLocalTest, PoisonGoesToTheDeadLetterQueueWithTheReason) {
 TEST_F(DispatcherLocalTest, BackendRejectionIsPoison) {
   // The local backend cannot run a Job without a command: InvalidArgument.
   auto t = JobTemplate::Parse(
-      "kind: Job\nspec: {template: {spec: {containers: [{name: c, image: x}]}}}\n",
+      "kind: Job\nspec: {template: {spec: {containers: [{name: c, image: "
+      "x}]}}}\n",
       "nocmd.yaml");
   ASSERT_TRUE(t.ok());
   DispatcherOptions o;

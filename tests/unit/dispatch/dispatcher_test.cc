@@ -63,7 +63,8 @@ class LogCapture {
 class DispatcherTest : public ::testing::Test {
  protected:
   DispatcherTest()
-      : source_("tasks", clock_), dlq_("tasks-dlq", clock_),
+      : source_("tasks", clock_),
+        dlq_("tasks-dlq", clock_),
         template_(JobTemplate::Parse(kTemplate, "job.yaml").value()) {}
 
   std::unique_ptr<Dispatcher> Make(DispatcherOptions options, bool with_dlq) {
@@ -115,7 +116,8 @@ TEST_F(DispatcherTest, OnCreateCreatesTheJobThenDeletesTheMessage) {
 
 TEST_F(DispatcherTest, BatchOfMessagesMakesOneJobEach) {
   auto d = Make({}, false);
-  for (int i = 0; i < 12; ++i) source_.Add(R"({"msg": ")" + std::to_string(i) + "\"}");
+  for (int i = 0; i < 12; ++i)
+    source_.Add(R"({"msg": ")" + std::to_string(i) + "\"}");
   EXPECT_EQ(RunOnce(*d), 10);
   EXPECT_EQ(RunOnce(*d), 2);
   EXPECT_EQ(backend_.size(), 12u);
@@ -168,10 +170,11 @@ TEST_F(DispatcherTest, JobOfTheSameNameNotOursIsPoison) {
 TEST_F(DispatcherTest, OurJobForAnotherMessageIdIsPoison) {
   auto d = Make({}, false);
   std::string id = source_.Add(R"({"msg": "x"})");
-  backend_.Put({{"metadata",
-                 {{"name", JobFor(id)},
-                  {"labels", {{std::string(kManagedByLabel), "cruncher"}}},
-                  {"annotations", {{std::string(kMessageIdAnnotation), "other"}}}}}});
+  backend_.Put(
+      {{"metadata",
+        {{"name", JobFor(id)},
+         {"labels", {{std::string(kManagedByLabel), "cruncher"}}},
+         {"annotations", {{std::string(kMessageIdAnnotation), "other"}}}}}});
   EXPECT_EQ(RunOnce(*d), 1);
   EXPECT_EQ(d->stats().poison, 1);
   EXPECT_EQ(d->stats().acked, 0);
@@ -205,7 +208,8 @@ TEST_P(PoisonTest, WithDeadLetterQueueSentThereWithTheReasonAndDeleted) {
   const Message dead = dlq_.messages()[0].message;
   EXPECT_EQ(dead.body, c.body);  // verbatim
   ASSERT_TRUE(dead.attributes.count(kErrorAttribute));
-  EXPECT_NE(dead.attributes.at(kErrorAttribute).value.find(c.reason), std::string::npos)
+  EXPECT_NE(dead.attributes.at(kErrorAttribute).value.find(c.reason),
+            std::string::npos)
       << dead.attributes.at(kErrorAttribute).value;
   EXPECT_EQ(dead.attributes.at(kSourceQueueAttribute).value, "tasks");
   EXPECT_EQ(dead.attributes.at(kSourceMessageIdAttribute).value, id);
@@ -373,7 +377,8 @@ TEST_F(DispatcherTest, RunLoopsUntilStopped) {
   for (int i = 0; i < 25; ++i) source_.Add(R"({"msg": "x"})");
   std::atomic<bool> stop{false};
   std::thread loop([&] { d->Run(stop); });
-  bool done = cruncher::testing::WaitFor([&] { return d->stats().acked.load() == 25; });
+  bool done =
+      cruncher::testing::WaitFor([&] { return d->stats().acked.load() == 25; });
   stop = true;
   loop.join();
   EXPECT_TRUE(done);
@@ -386,11 +391,13 @@ TEST_F(DispatcherTest, RunSurvivesQueueErrorsAndStops) {
   source_.set_receive_error(Unavailable("network"));
   std::atomic<bool> stop{false};
   std::thread loop([&] { d->Run(stop); });
-  EXPECT_TRUE(cruncher::testing::WaitFor([&] { return logs_.Contains("dispatch_failed"); }));
+  EXPECT_TRUE(cruncher::testing::WaitFor(
+      [&] { return logs_.Contains("dispatch_failed"); }));
   source_.set_receive_error(Status());
   source_.Add(R"({"msg": "x"})");
   // Retries after its backoff (1 s) and then works.
-  EXPECT_TRUE(cruncher::testing::WaitFor([&] { return d->stats().acked.load() == 1; }));
+  EXPECT_TRUE(
+      cruncher::testing::WaitFor([&] { return d->stats().acked.load() == 1; }));
   stop = true;
   loop.join();
 }
@@ -433,10 +440,12 @@ TEST_F(OnSuccessTest, KeepsTheMessageInFlightExtendsThenDeletesOnComplete) {
   // Keeps it invisible well past the first timeout while the Job runs.
   for (int i = 0; i < 30; ++i) {
     clock_.Advance(2'000);
-    EXPECT_EQ(RunOnce(*d), 0) << "the message was redelivered while its Job ran";
+    EXPECT_EQ(RunOnce(*d), 0)
+        << "the message was redelivered while its Job ran";
   }
   EXPECT_GE(source_.visibility_calls().size(), 3u);
-  for (const auto& call : source_.visibility_calls()) EXPECT_EQ(call.seconds, 30);
+  for (const auto& call : source_.visibility_calls())
+    EXPECT_EQ(call.seconds, 30);
   EXPECT_EQ(source_.Depth()->in_flight, 1);
 
   backend_.SetComplete(job);

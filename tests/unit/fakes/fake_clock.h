@@ -45,7 +45,8 @@ class FakeClock final : public Clock {
       return true;
     }
     ++sleepers_;
-    bool reached = cv_.wait(lock, stop, [&] { return now_.load() >= deadline; });
+    bool reached =
+        cv_.wait(lock, stop, [&] { return now_.load() >= deadline; });
     --sleepers_;
     return reached;
   }

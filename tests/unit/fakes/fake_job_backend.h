@@ -11,11 +11,10 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/job.h"
 #include "core/job_backend.h"
@@ -36,7 +35,8 @@ class FakeJobBackend final : public JobBackend {
     auto job = Job::FromJson(manifest);
     if (!job.ok()) return job.status();
     std::string name = job->name();
-    if (jobs_.count(name)) return AlreadyExists("job " + name + " already exists");
+    if (jobs_.count(name))
+      return AlreadyExists("job " + name + " already exists");
     jobs_.emplace(name, *job);
     order_.push_back(name);
     return Status::Ok();

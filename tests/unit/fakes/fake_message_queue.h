@@ -26,7 +26,7 @@ namespace cruncher::testing {
 class FakeMessageQueue final : public MessageQueue {
  public:
   struct Stored {
-    Message message;     // id, body, attributes, receive_count, sent_at
+    Message message;  // id, body, attributes, receive_count, sent_at
     Millis visible_at = 0;
     std::string handle;  // the newest receipt handle, "" if never received
   };
@@ -49,8 +49,7 @@ class FakeMessageQueue final : public MessageQueue {
   std::string name() const override { return name_; }
 
   Result<std::vector<Message>> Receive(
-      int max_messages, int wait_seconds,
-      std::optional<int> visibility_seconds,
+      int max_messages, int wait_seconds, std::optional<int> visibility_seconds,
       const std::stop_token& /*stop*/) override {
     std::lock_guard<std::mutex> lock(mu_);
     receive_calls_.push_back({max_messages, wait_seconds, visibility_seconds});
@@ -128,9 +127,12 @@ class FakeMessageQueue final : public MessageQueue {
     QueueDepth d;
     Millis now = clock_.NowMillis();
     for (const auto& s : messages_) {
-      if (s.visible_at <= now) d.visible++;
-      else if (s.message.receive_count > 0) d.in_flight++;
-      else d.delayed++;
+      if (s.visible_at <= now)
+        d.visible++;
+      else if (s.message.receive_count > 0)
+        d.in_flight++;
+      else
+        d.delayed++;
     }
     return d;
   }
@@ -180,9 +182,10 @@ class FakeMessageQueue final : public MessageQueue {
 
  private:
   std::vector<Stored>::iterator FindByHandle(const std::string& handle) {
-    return std::find_if(messages_.begin(), messages_.end(), [&](const Stored& s) {
-      return !s.handle.empty() && s.handle == handle;
-    });
+    return std::find_if(messages_.begin(), messages_.end(),
+                        [&](const Stored& s) {
+                          return !s.handle.empty() && s.handle == handle;
+                        });
   }
 
   const std::string name_;

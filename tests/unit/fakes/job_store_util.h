@@ -10,9 +10,9 @@
 
 namespace cruncher::testing {
 
-inline Status RecordStarted(local::LocalJobStore& store,
-                            const std::vector<local::LocalJobStore::Started>& started,
-                            Millis now) {
+inline Status RecordStarted(
+    local::LocalJobStore& store,
+    const std::vector<local::LocalJobStore::Started>& started, Millis now) {
   return store.RecordProgress({}, started, now, ExponentialBackoff{});
 }
 

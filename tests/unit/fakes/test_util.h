@@ -41,8 +41,9 @@ class TempDir {
 
 // Polls `condition` every few milliseconds until it holds or `timeout`
 // passes; returns whether it held.
-inline bool WaitFor(const std::function<bool()>& condition,
-                    std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+inline bool WaitFor(
+    const std::function<bool()>& condition,
+    std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!condition()) {
     if (std::chrono::steady_clock::now() >= deadline) return condition();

@@ -1,11 +1,10 @@
 #include "local/executor.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -34,8 +33,8 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using std::chrono::steady_clock;
 
-json Manifest(const std::string& name, json command, json spec_extra = json::object(),
-              json env = json()) {
+json Manifest(const std::string& name, json command,
+              json spec_extra = json::object(), json env = json()) {
   json container = {{"name", "c"}, {"image", "busybox"}, {"command", command}};
   if (!env.is_null()) container["env"] = env;
   json job = {
@@ -46,7 +45,8 @@ json Manifest(const std::string& name, json command, json spec_extra = json::obj
         {"labels", {{"app.kubernetes.io/managed-by", "cruncher"}}}}},
       {"spec",
        {{"template",
-         {{"spec", {{"restartPolicy", "Never"}, {"containers", {container}}}}}}}}};
+         {{"spec",
+           {{"restartPolicy", "Never"}, {"containers", {container}}}}}}}}};
   for (auto& [k, v] : spec_extra.items()) job["spec"][k] = v;
   return job;
 }
@@ -67,7 +67,8 @@ pid_t ReadPid(const std::string& path) {
   return text.empty() ? -1 : static_cast<pid_t>(std::stol(text));
 }
 
-constexpr ExecutorOptions kFast{.slots = 4, .backoff_scale = 0.001, .kill_grace = 200};
+constexpr ExecutorOptions kFast{
+    .slots = 4, .backoff_scale = 0.001, .kill_grace = 200};
 
 class ExecutorTest : public ::testing::Test {
  protected:
@@ -136,7 +137,8 @@ TEST_F(ExecutorTest, SuccessfulJobCompletes) {
   ASSERT_TRUE(job.json()["status"].contains("startTime"));
   auto logs = Logs("ok");
   ASSERT_EQ(logs.size(), 1u);
-  EXPECT_NE(logs[0].attempt.find("exit code 0"), std::string::npos) << logs[0].attempt;
+  EXPECT_NE(logs[0].attempt.find("exit code 0"), std::string::npos)
+      << logs[0].attempt;
 }
 
 TEST_F(ExecutorTest, FailingJobRetriesThenFailsWithBackoffLimitExceeded) {
@@ -172,14 +174,14 @@ TEST_F(ExecutorTest, FalseWithNoRetries) {
 
 TEST_F(ExecutorTest, EnvironmentAndEnvReferences) {
   StartExecutor();
-  Create(Manifest(
-      "env",
-      {"sh", "-c",
-       "echo \"env=$GREETING arg=$1 job=$CRUNCHER_JOB_NAME attempt=$CRUNCHER_ATTEMPT\"",
-       "sh", "$(NAME)", "$$(NAME)"},
-      json::object(),
-      {{{"name", "NAME"}, {"value", "world"}},
-       {{"name", "GREETING"}, {"value", "hello $(NAME)"}}}));
+  Create(Manifest("env",
+                  {"sh", "-c",
+                   "echo \"env=$GREETING arg=$1 job=$CRUNCHER_JOB_NAME "
+                   "attempt=$CRUNCHER_ATTEMPT\"",
+                   "sh", "$(NAME)", "$$(NAME)"},
+                  json::object(),
+                  {{{"name", "NAME"}, {"value", "world"}},
+                   {{"name", "GREETING"}, {"value", "hello $(NAME)"}}}));
   Job job = WaitFinished("env");
   EXPECT_EQ(job.state(), JobState::kComplete);
   auto logs = Logs("env");
@@ -205,8 +207,10 @@ TEST_F(ExecutorTest, CommandNotFoundFailsWithTheReasonInTheLog) {
   auto logs = Logs("missing");
   ASSERT_EQ(logs.size(), 2u);
   for (const auto& log : logs) {
-    EXPECT_NE(log.attempt.find("exit code 127"), std::string::npos) << log.attempt;
-    EXPECT_NE(log.output.find("cruncher-no-such-command-xyz"), std::string::npos)
+    EXPECT_NE(log.attempt.find("exit code 127"), std::string::npos)
+        << log.attempt;
+    EXPECT_NE(log.output.find("cruncher-no-such-command-xyz"),
+              std::string::npos)
         << log.output;
     EXPECT_NE(log.output.find("not found"), std::string::npos) << log.output;
   }
@@ -247,7 +251,8 @@ TEST_F(ExecutorTest, ActiveDeadlineKillsTheAttempt) {
 TEST_F(ExecutorTest, DeadlineKillsProcessesThatIgnoreSigterm) {
   StartExecutor();
   auto start = steady_clock::now();
-  Create(Manifest("stubborn", {"sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"},
+  Create(Manifest("stubborn",
+                  {"sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"},
                   {{"activeDeadlineSeconds", 1}}));
   Job job = WaitFinished("stubborn");
   EXPECT_EQ(job.terminal_condition()->reason, "DeadlineExceeded");
@@ -285,7 +290,8 @@ TEST_F(ExecutorTest, DeletingARunningJobStopsItsProcess) {
   std::string pidfile = dir_.path() + "/pid";
   // "$$$$": like the kubelet, the executor reduces $$ to $, so the shell
   // sees "echo $$".
-  Create(Manifest("victim", {"sh", "-c", "echo $$$$ > " + pidfile + "; exec sleep 30"}));
+  Create(Manifest("victim",
+                  {"sh", "-c", "echo $$$$ > " + pidfile + "; exec sleep 30"}));
   ASSERT_TRUE(WaitFor([&] { return ReadFile(pidfile).size() > 1; }));
   ASSERT_TRUE(WaitState("victim", JobState::kRunning));
   pid_t pid = ReadPid(pidfile);
@@ -302,7 +308,10 @@ TEST_F(ExecutorTest, TtlZeroDeletesTheFinishedJob) {
   StartExecutor();
   Create(Manifest("short-lived", {"true"}, {{"ttlSecondsAfterFinished", 0}}));
   EXPECT_TRUE(WaitFor(
-      [&] { return store_->Get("short-lived").status().code() == StatusCode::kNotFound; },
+      [&] {
+        return store_->Get("short-lived").status().code() ==
+               StatusCode::kNotFound;
+      },
       seconds(15)));
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/logs/short-lived"));
 }
@@ -333,9 +342,9 @@ TEST_F(ExecutorTest, RestartRecoversAnAttemptLeftRunning) {
   {
     auto other = LocalJobStore::Open(dir_.path(), Durability::kNormal);
     ASSERT_TRUE(other.ok());
-    ASSERT_TRUE(RecordStarted(**other, {{"crashed", 1}},
-                                        SystemClock::Get().NowMillis())
-                    .ok());
+    ASSERT_TRUE(
+        RecordStarted(**other, {{"crashed", 1}}, SystemClock::Get().NowMillis())
+            .ok());
   }
   ASSERT_EQ(store_->Get("crashed")->state(), JobState::kRunning);
   StartExecutor();
@@ -356,16 +365,20 @@ TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
   std::string pidfile = dir_.path() + "/attempt.pid";
   Create(Manifest("survivor",
                   {"sh", "-c",
-                   "echo $$$$ > " + pidfile + "; echo attempt $CRUNCHER_ATTEMPT; exec sleep 30"}));
+                   "echo $$$$ > " + pidfile +
+                       "; echo attempt $CRUNCHER_ATTEMPT; exec sleep 30"}));
   std::vector<std::string> args = {CRUNCHER_EXECUTOR_HELPER, dir_.path()};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t helper = -1;
-  ASSERT_EQ(::posix_spawn(&helper, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+  ASSERT_EQ(
+      ::posix_spawn(&helper, argv[0], nullptr, nullptr, argv.data(), environ),
+      0);
   bool running = WaitFor([&] {
     auto job = store_->Get("survivor");
-    return job.ok() && job->state() == JobState::kRunning && ReadFile(pidfile).size() > 1;
+    return job.ok() && job->state() == JobState::kRunning &&
+           ReadFile(pidfile).size() > 1;
   });
   if (!running) {
     ::kill(helper, SIGKILL);
@@ -391,7 +404,8 @@ TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
   ASSERT_EQ(logs.size(), 2u);
   EXPECT_NE(logs[0].attempt.find("ExecutorRestarted"), std::string::npos)
       << logs[0].attempt;
-  EXPECT_TRUE(WaitFor([&] { return Logs("survivor").at(1).output == "attempt 2\n"; }));
+  EXPECT_TRUE(
+      WaitFor([&] { return Logs("survivor").at(1).output == "attempt 2\n"; }));
   auto job = store_->Get("survivor");
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->failed(), 0);

@@ -10,7 +10,8 @@ namespace {
 using nlohmann::json;
 
 json Manifest(json container, json spec_extra = json::object()) {
-  json pod = {{"restartPolicy", "Never"}, {"containers", json::array({container})}};
+  json pod = {{"restartPolicy", "Never"},
+              {"containers", json::array({container})}};
   json job = {{"apiVersion", "batch/v1"},
               {"kind", "Job"},
               {"metadata", {{"name", "j"}}},
@@ -50,18 +51,20 @@ TEST(ExpandEnvReferencesTest, KubeletRules) {
 }
 
 TEST(LocalRunSpecTest, FromJob) {
-  json job = Manifest(
-      {{"name", "c"},
-       {"image", "busybox"},
-       {"command", {"sh", "-c"}},
-       {"args", {"echo $(GREETING) $(NAME)", "$$(NAME)"}},
-       {"workingDir", "/tmp"},
-       {"env",
-        {{{"name", "NAME"}, {"value", "world"}},
-         {{"name", "GREETING"}, {"value", "hello $(NAME)"}},
-         {{"name", "EMPTY"}}}}},
-      {{"backoffLimit", 2}, {"activeDeadlineSeconds", 30},
-       {"ttlSecondsAfterFinished", 0}, {"completions", 1}, {"parallelism", 1}});
+  json job = Manifest({{"name", "c"},
+                       {"image", "busybox"},
+                       {"command", {"sh", "-c"}},
+                       {"args", {"echo $(GREETING) $(NAME)", "$$(NAME)"}},
+                       {"workingDir", "/tmp"},
+                       {"env",
+                        {{{"name", "NAME"}, {"value", "world"}},
+                         {{"name", "GREETING"}, {"value", "hello $(NAME)"}},
+                         {{"name", "EMPTY"}}}}},
+                      {{"backoffLimit", 2},
+                       {"activeDeadlineSeconds", 30},
+                       {"ttlSecondsAfterFinished", 0},
+                       {"completions", 1},
+                       {"parallelism", 1}});
   LocalRunSpec spec = MustSpec(job);
   EXPECT_EQ(spec.argv, (std::vector<std::string>{
                            "sh", "-c", "echo hello world world", "$(NAME)"}));
@@ -74,7 +77,8 @@ TEST(LocalRunSpecTest, FromJob) {
   EXPECT_EQ(spec.active_deadline_seconds, 30);
   EXPECT_EQ(spec.ttl_seconds_after_finished, 0);
 
-  LocalRunSpec defaults = MustSpec(Manifest({{"name", "c"}, {"command", {"true"}}}));
+  LocalRunSpec defaults =
+      MustSpec(Manifest({{"name", "c"}, {"command", {"true"}}}));
   EXPECT_EQ(defaults.backoff_limit, kDefaultBackoffLimit);
   EXPECT_FALSE(defaults.active_deadline_seconds.has_value());
   EXPECT_FALSE(defaults.ttl_seconds_after_finished.has_value());
@@ -91,8 +95,9 @@ TEST(LocalRunSpecTest, RejectsWhatCannotRunLocally) {
       {Manifest({{"name", "c"}, {"args", {"x"}}}), "command"},
       {Manifest({{"name", "c"},
                  {"command", {"true"}},
-                 {"env", {{{"name", "SECRET"},
-                           {"valueFrom", {{"secretKeyRef", {{"name", "s"}}}}}}}}}),
+                 {"env",
+                  {{{"name", "SECRET"},
+                    {"valueFrom", {{"secretKeyRef", {{"name", "s"}}}}}}}}}),
        "SECRET"},
       {Manifest({{"name", "c"}, {"command", {"true"}}}, {{"completions", 2}}),
        "completions"},
@@ -104,7 +109,8 @@ TEST(LocalRunSpecTest, RejectsWhatCannotRunLocally) {
       {Manifest({{"name", "c"}, {"command", "echo hi"}}), "command"},
       {Manifest({{"name", "c"}, {"command", {"true"}}}, {{"backoffLimit", -1}}),
        "backoffLimit"},
-      {Manifest({{"name", "c"}, {"command", {"true"}}}, {{"backoffLimit", "3"}}),
+      {Manifest({{"name", "c"}, {"command", {"true"}}},
+                {{"backoffLimit", "3"}}),
        "backoffLimit"},
       {Manifest({{"name", "c"}, {"command", {"true"}}},
                 {{"activeDeadlineSeconds", 0}}),
@@ -128,7 +134,8 @@ TEST(LocalRunSpecTest, RejectsWhatCannotRunLocally) {
 class LifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    job_ = Manifest({{"name", "c"}, {"command", {"false"}}}, {{"backoffLimit", 2}});
+    job_ = Manifest({{"name", "c"}, {"command", {"false"}}},
+                    {{"backoffLimit", 2}});
     InitializeJob(job_, kT0, "uid-1");
     spec_ = MustSpec(job_);
   }
@@ -183,10 +190,12 @@ TEST_F(LifecycleTest, BackoffSequenceThenBackoffLimitExceeded) {
 }
 
 TEST_F(LifecycleTest, BackoffLimitZeroFailsAtOnce) {
-  json job = Manifest({{"name", "c"}, {"command", {"false"}}}, {{"backoffLimit", 0}});
+  json job =
+      Manifest({{"name", "c"}, {"command", {"false"}}}, {{"backoffLimit", 0}});
   InitializeJob(job, kT0, "u");
   MarkAttemptStarted(job, kT0);
-  EXPECT_FALSE(MarkAttemptFinished(job, MustSpec(job), {2, false}, kT0, backoff_));
+  EXPECT_FALSE(
+      MarkAttemptFinished(job, MustSpec(job), {2, false}, kT0, backoff_));
   EXPECT_EQ(AsJob(job).state(), JobState::kFailed);
   EXPECT_EQ(AsJob(job).failed(), 1);
 }
@@ -201,7 +210,8 @@ TEST_F(LifecycleTest, ScaledBackoff) {
 
 TEST_F(LifecycleTest, SuccessAddsSuccessCriteriaMetAndComplete) {
   MarkAttemptStarted(job_, kT0);
-  EXPECT_FALSE(MarkAttemptFinished(job_, spec_, {0, false}, kT0 + 5'000, backoff_));
+  EXPECT_FALSE(
+      MarkAttemptFinished(job_, spec_, {0, false}, kT0 + 5'000, backoff_));
   Job job = AsJob(job_);
   EXPECT_EQ(job.state(), JobState::kComplete);
   EXPECT_EQ(job.succeeded(), 1);
@@ -218,7 +228,8 @@ TEST_F(LifecycleTest, SuccessAfterAFailure) {
   MarkAttemptStarted(job_, kT0);
   ASSERT_TRUE(MarkAttemptFinished(job_, spec_, {1, false}, kT0, backoff_));
   MarkAttemptStarted(job_, kT0 + 10'000);
-  EXPECT_FALSE(MarkAttemptFinished(job_, spec_, {0, false}, kT0 + 11'000, backoff_));
+  EXPECT_FALSE(
+      MarkAttemptFinished(job_, spec_, {0, false}, kT0 + 11'000, backoff_));
   Job job = AsJob(job_);
   EXPECT_EQ(job.state(), JobState::kComplete);
   EXPECT_EQ(job.failed(), 1);
@@ -227,7 +238,8 @@ TEST_F(LifecycleTest, SuccessAfterAFailure) {
 
 TEST_F(LifecycleTest, DeadlineExceededIsTerminalWhateverTheRetries) {
   MarkAttemptStarted(job_, kT0);
-  EXPECT_FALSE(MarkAttemptFinished(job_, spec_, {128 + 15, true}, kT0 + 1'000, backoff_));
+  EXPECT_FALSE(MarkAttemptFinished(job_, spec_, {128 + 15, true}, kT0 + 1'000,
+                                   backoff_));
   Job job = AsJob(job_);
   EXPECT_EQ(job.state(), JobState::kFailed);
   EXPECT_EQ(job.terminal_condition()->reason, "DeadlineExceeded");

@@ -15,7 +15,8 @@ using cruncher::testing::RecordStarted;
 using cruncher::testing::TempDir;
 using nlohmann::json;
 
-json Manifest(const std::string& name, json command, json spec_extra = json::object()) {
+json Manifest(const std::string& name, json command,
+              json spec_extra = json::object()) {
   json job = {
       {"apiVersion", "batch/v1"},
       {"kind", "Job"},
@@ -75,14 +76,17 @@ TEST_F(JobStoreTest, CreateRejectsJobsThatCannotRunLocally) {
   auto s = store_->Create(no_command);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("command"), std::string::npos) << s.message();
-  EXPECT_EQ(store_->Create(json::object()).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->Create(Manifest("y", {"true"}, {{"completions", 2}})).code(),
+  EXPECT_EQ(store_->Create(json::object()).code(),
             StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store_->Create(Manifest("y", {"true"}, {{"completions", 2}})).code(),
+      StatusCode::kInvalidArgument);
   EXPECT_TRUE(store_->List()->empty());
 }
 
 TEST_F(JobStoreTest, AttemptBookkeepingWithBackoff) {
-  ASSERT_TRUE(store_->Create(Manifest("j", {"false"}, {{"backoffLimit", 1}})).ok());
+  ASSERT_TRUE(
+      store_->Create(Manifest("j", {"false"}, {{"backoffLimit", 1}})).ok());
   Millis now = clock_.NowMillis();
   auto due = store_->DueJobs(now, 10);
   ASSERT_TRUE(due.ok());
@@ -95,7 +99,9 @@ TEST_F(JobStoreTest, AttemptBookkeepingWithBackoff) {
   EXPECT_TRUE(store_->DueJobs(now, 10)->empty());  // running
   EXPECT_EQ(*store_->NextDueTime(), 0);
   ExponentialBackoff backoff{1'000, 10'000};
-  ASSERT_TRUE(RecordFinished(*store_, {{"j", 1, {1, false}, false}}, now, backoff).ok());
+  ASSERT_TRUE(
+      RecordFinished(*store_, {{"j", 1, {1, false}, false}}, now, backoff)
+          .ok());
   EXPECT_EQ(store_->Get("j")->state(), JobState::kPending);
   EXPECT_EQ(store_->Get("j")->failed(), 1);
   EXPECT_EQ(*store_->NextDueTime(), now + 1'000);
@@ -105,8 +111,9 @@ TEST_F(JobStoreTest, AttemptBookkeepingWithBackoff) {
   EXPECT_EQ((*due)[0].attempt, 2);
   EXPECT_EQ((*due)[0].started_at, now);
   ASSERT_TRUE(RecordStarted(*store_, {{"j", 2}}, now + 1'000).ok());
-  ASSERT_TRUE(
-      RecordFinished(*store_, {{"j", 2, {1, false}, false}}, now + 2'000, backoff).ok());
+  ASSERT_TRUE(RecordFinished(*store_, {{"j", 2, {1, false}, false}},
+                             now + 2'000, backoff)
+                  .ok());
   auto job = store_->Get("j");
   EXPECT_EQ(job->state(), JobState::kFailed);
   EXPECT_EQ(job->failed(), 2);
@@ -139,13 +146,16 @@ TEST_F(JobStoreTest, RecoverInterruptedDoesNotCountTheAttempt) {
 
 TEST_F(JobStoreTest, DeleteExpiredHonoursTtl) {
   ASSERT_TRUE(
-      store_->Create(Manifest("ttl", {"true"}, {{"ttlSecondsAfterFinished", 10}})).ok());
+      store_
+          ->Create(Manifest("ttl", {"true"}, {{"ttlSecondsAfterFinished", 10}}))
+          .ok());
   ASSERT_TRUE(store_->Create(Manifest("keep", {"true"})).ok());
   Millis now = clock_.NowMillis();
   ASSERT_TRUE(RecordStarted(*store_, {{"ttl", 1}, {"keep", 1}}, now).ok());
-  ASSERT_TRUE(RecordFinished(*store_, {{"ttl", 1, {0, false}, false},
-                                      {"keep", 1, {0, false}, false}},
-                                     now, ExponentialBackoff{})
+  ASSERT_TRUE(RecordFinished(*store_,
+                             {{"ttl", 1, {0, false}, false},
+                              {"keep", 1, {0, false}, false}},
+                             now, ExponentialBackoff{})
                   .ok());
   EXPECT_EQ(*store_->DeleteExpired(now + 9'999), 0);
   EXPECT_EQ(*store_->DeleteExpired(now + 10'000), 1);
@@ -155,7 +165,9 @@ TEST_F(JobStoreTest, DeleteExpiredHonoursTtl) {
 
 TEST_F(JobStoreTest, FailPending) {
   ASSERT_TRUE(store_->Create(Manifest("j", {"true"})).ok());
-  ASSERT_TRUE(store_->FailPending("j", "DeadlineExceeded", "late", clock_.NowMillis()).ok());
+  ASSERT_TRUE(
+      store_->FailPending("j", "DeadlineExceeded", "late", clock_.NowMillis())
+          .ok());
   auto job = store_->Get("j");
   EXPECT_EQ(job->state(), JobState::kFailed);
   EXPECT_EQ(job->terminal_condition()->reason, "DeadlineExceeded");
@@ -168,8 +180,8 @@ TEST_F(JobStoreTest, ExistingAndRecordsForDeletedJobsAreSkipped) {
   ASSERT_TRUE(existing.ok());
   EXPECT_EQ(*existing, std::vector<std::string>{"a"});
   EXPECT_TRUE(RecordStarted(*store_, {{"b", 1}}, clock_.NowMillis()).ok());
-  EXPECT_TRUE(RecordFinished(*store_, {{"b", 1, {0, false}, false}}, clock_.NowMillis(),
-                                     ExponentialBackoff{})
+  EXPECT_TRUE(RecordFinished(*store_, {{"b", 1, {0, false}, false}},
+                             clock_.NowMillis(), ExponentialBackoff{})
                   .ok());
 }
 

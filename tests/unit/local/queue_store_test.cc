@@ -1,15 +1,13 @@
 #include "local/queue_store.h"
 
+#include <gtest/gtest.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 
-#include <gtest/gtest.h>
-
-#include <stdlib.h>
-
 #include <atomic>
-#include <filesystem>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -43,7 +41,8 @@ class QueueStoreTest : public ::testing::Test {
     return id.ok() ? *id : "";
   }
 
-  std::vector<Message> Receive(int max = 10, std::optional<int> vis = std::nullopt,
+  std::vector<Message> Receive(int max = 10,
+                               std::optional<int> vis = std::nullopt,
                                const std::string& queue = "q") {
     auto r = store_->Receive(queue, max, 0, vis);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -99,7 +98,8 @@ TEST_F(QueueStoreTest, BodyIsKeptVerbatim) {
 
 TEST_F(QueueStoreTest, ReceivesInOrderAndInBatchesOfAtMostTen) {
   std::vector<std::string> ids;
-  for (int i = 0; i < 15; ++i) ids.push_back(Send("{\"i\": " + std::to_string(i) + "}"));
+  for (int i = 0; i < 15; ++i)
+    ids.push_back(Send("{\"i\": " + std::to_string(i) + "}"));
   auto first = Receive(10);
   ASSERT_EQ(first.size(), 10u);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(first[i].id, ids[i]);
@@ -188,8 +188,8 @@ TEST_F(QueueStoreTest, MalformedHandles) {
   Send("{}");
   auto got = Receive();
   ASSERT_EQ(got.size(), 1u);
-  const std::vector<std::string> bad = {"", "abc", ".", "1.", ".tok", "x.tok",
-                                        "12abc.tok", "1 .tok"};
+  const std::vector<std::string> bad = {"",     "abc",   ".",         "1.",
+                                        ".tok", "x.tok", "12abc.tok", "1 .tok"};
   auto del = store_->Delete("q", bad);
   ASSERT_EQ(del.size(), bad.size());
   for (size_t i = 0; i < bad.size(); ++i) {
@@ -202,8 +202,9 @@ TEST_F(QueueStoreTest, MalformedHandles) {
     EXPECT_EQ(vis[i].status.code(), StatusCode::kInvalidArgument) << bad[i];
   }
   // A well-formed handle with the wrong token.
-  std::string wrong = got[0].receipt_handle.substr(0, got[0].receipt_handle.find('.')) +
-                      ".0123456789abcdef01234567";
+  std::string wrong =
+      got[0].receipt_handle.substr(0, got[0].receipt_handle.find('.')) +
+      ".0123456789abcdef01234567";
   EXPECT_FALSE(store_->Delete("q", {wrong})[0].status.ok());
   EXPECT_EQ(Depth().in_flight, 1);
   // One bad entry does not fail the others.
@@ -229,7 +230,8 @@ TEST_F(QueueStoreTest, ChangeVisibilityExtendsAndReleases) {
   auto got = Receive(1, 10);
   ASSERT_EQ(got.size(), 1u);
   clock_.Advance(8'000);
-  ASSERT_TRUE(store_->ChangeVisibility("q", {got[0].receipt_handle}, 10)[0].status.ok());
+  ASSERT_TRUE(store_->ChangeVisibility("q", {got[0].receipt_handle}, 10)[0]
+                  .status.ok());
   clock_.Advance(8'000);  // 16 s after receive: past the original 10 s
   EXPECT_TRUE(Receive().empty());
   clock_.Advance(2'000);
@@ -322,7 +324,8 @@ TEST_F(QueueStoreTest, MoveMessagesWithLimit) {
 }
 
 TEST_F(QueueStoreTest, MessageSizeLimit) {
-  EXPECT_TRUE(store_->Send("q", {std::string(kMaxMessageBytes, 'x'), {}, 0}).ok());
+  EXPECT_TRUE(
+      store_->Send("q", {std::string(kMaxMessageBytes, 'x'), {}, 0}).ok());
   auto big = store_->Send("q", {std::string(kMaxMessageBytes + 1, 'x'), {}, 0});
   ASSERT_FALSE(big.ok());
   EXPECT_EQ(big.status().code(), StatusCode::kInvalidArgument);
@@ -330,7 +333,8 @@ TEST_F(QueueStoreTest, MessageSizeLimit) {
       << big.status().message();
   // Attributes count towards the limit.
   OutgoingMessage with_attr{std::string(kMaxMessageBytes - 10, 'x'),
-                            {{"attribute", {"String", "0123456789"}}}, 0};
+                            {{"attribute", {"String", "0123456789"}}},
+                            0};
   EXPECT_FALSE(store_->Send("q", with_attr).ok());
   auto empty = store_->Send("q", {"", {}, 0});
   EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
@@ -434,7 +438,8 @@ TEST_F(QueueStoreTest, CreateQueueIsIdempotentForTheSameConfig) {
 TEST_F(QueueStoreTest, InvalidNamesAndConfigs) {
   for (const std::string& name :
        {std::string(""), std::string(81, 'a'), std::string("a.fifo"),
-        std::string("has space"), std::string("sl/ash"), std::string("h\xC3\xA9")}) {
+        std::string("has space"), std::string("sl/ash"),
+        std::string("h\xC3\xA9")}) {
     SCOPED_TRACE(name);
     EXPECT_EQ(store_->CreateQueue(name, QueueConfig{}).code(),
               StatusCode::kInvalidArgument);
@@ -573,14 +578,16 @@ TEST_F(LongPollTest, WakesWhenAnotherProcessSends) {
   argv.push_back(nullptr);
   pid_t pid = -1;
   auto start = steady_clock::now();
-  ASSERT_EQ(::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+  ASSERT_EQ(
+      ::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
   auto got = store_->Receive("q", 10, 20, std::nullopt);
   auto elapsed = steady_clock::now() - start;
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   ASSERT_TRUE(got.ok()) << got.status().ToString();
-  ASSERT_EQ(got->size(), 1u) << "the long poll did not see the other process' message";
+  ASSERT_EQ(got->size(), 1u)
+      << "the long poll did not see the other process' message";
   EXPECT_EQ((*got)[0].body, body);
   // Well before the 20 s wait: the doorbell crossed the process boundary.
   EXPECT_LT(elapsed, std::chrono::seconds(5));
