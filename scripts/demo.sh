@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh build -DCRUNCHER_BUILD_TESTS=OFF -DCRUNCHER_BUILD_BENCH=OFF
+. scripts/build-options.sh
+scripts/build.sh build "${CRUNCHER_NORMAL_OPTIONS[@]}" -- cruncher
 exec build/src/cli/cruncher demo "$@"
