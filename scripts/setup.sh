@@ -12,7 +12,6 @@ APT_PACKAGES=(
   iputils-ping iproute2 procps curl openssl
   python3 python3-pip python3-venv
 )
-PY_PACKAGES=(pytest boto3 botocore awscli "moto[server]")
 
 sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -31,21 +30,33 @@ else
 fi
 
 # Python tools: the AWS CLI, boto3 and moto are the outside clients and the SQS
-# emulator of the tests. Use the python3 on PATH (a pyenv one if present).
-py_missing=()
-python3 -c "import pytest" 2>/dev/null || py_missing+=(pytest)
-python3 -c "import boto3, botocore" 2>/dev/null || py_missing+=(boto3 botocore)
-python3 -c "import moto.server" 2>/dev/null || py_missing+=("moto[server]")
-command -v aws >/dev/null || py_missing+=(awscli)
-command -v moto_server >/dev/null || py_missing+=("moto[server]")
-if [ ${#py_missing[@]} -gt 0 ]; then
-  echo "setup: installing Python packages: ${py_missing[*]}"
+# emulator of the tests, pinned in tests/requirements.txt. Use the python3 on
+# PATH (a pyenv one if present).
+requirements="$(cd "$(dirname "$0")/.." && pwd)/tests/requirements.txt"
+py_differs="$(python3 - "$requirements" <<'PY'
+import re, sys
+from importlib import metadata
+for line in open(sys.argv[1]):
+    line = line.split("#", 1)[0].strip()
+    if not line:
+        continue
+    name, want = re.match(r"([A-Za-z0-9_.-]+)(?:\[.*\])?==(.+)", line).groups()
+    try:
+        have = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        have = None
+    if have != want:
+        print(f"{name} {have or 'missing'} (want {want})")
+PY
+)"
+if [ -n "$py_differs" ] || ! command -v aws >/dev/null || ! command -v moto_server >/dev/null; then
+  echo "setup: installing Python packages: ${py_differs//$'\n'/, }"
   pip_flags=()
   # Debian's own python3 refuses system-wide pip installs without this flag.
   python3 -m pip install --help 2>/dev/null | grep -q -- --break-system-packages &&
     [ -z "${VIRTUAL_ENV:-}" ] && [ ! -d "${PYENV_ROOT:-$HOME/.pyenv}" ] &&
     pip_flags+=(--break-system-packages)
-  python3 -m pip install -q "${pip_flags[@]}" "${PY_PACKAGES[@]}"
+  python3 -m pip install -q "${pip_flags[@]}" -r "$requirements"
   hash -r
 else
   echo "setup: Python packages present"
