@@ -1,5 +1,6 @@
 // Encoding helpers shared by the AWS code: URL parsing, percent-encoding,
-// hex, SHA-256, HMAC, base64 and the timestamp formats AWS uses.
+// HMAC and the timestamp formats AWS uses (hex, base64 and SHA-256 are in
+// core/encoding.h).
 //
 // Thread-safety: pure functions; safe from any thread.
 #ifndef CRUNCHER_AWS_ENCODING_H_
@@ -12,6 +13,7 @@
 #include <utility>
 
 #include "core/clock.h"
+#include "core/encoding.h"
 #include "core/status.h"
 
 namespace cruncher::aws {
@@ -43,14 +45,7 @@ std::string PercentEncode(std::string_view in, std::string_view also_safe = "");
 std::string FormEncode(
     std::initializer_list<std::pair<std::string_view, std::string_view>> kv);
 
-std::string HexEncode(std::string_view bytes);
-std::string Sha256(std::string_view data);  // raw 32 bytes
-std::string Sha256Hex(std::string_view data);
 std::string HmacSha256(std::string_view key, std::string_view data);  // raw
-
-std::string Base64Encode(std::string_view bytes);
-// Fails with InvalidArgument on malformed input.
-Result<std::string> Base64Decode(std::string_view text);
 
 // "20150830T123600Z" and "20150830".
 std::string FormatAmzDate(Millis t);

@@ -1,24 +1,11 @@
 #include "core/job_name.h"
 
-#include <openssl/sha.h>
-
 #include <cctype>
+
+#include "core/encoding.h"
 
 namespace cruncher {
 namespace {
-
-std::string HexSha256(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-         digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : digest) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xf]);
-  }
-  return out;
-}
 
 bool IsAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)); }
 
@@ -48,7 +35,7 @@ std::string JobNameFor(std::string_view prefix, std::string_view queue,
   key.push_back('\n');
   key.append(message_id);
   return SanitizeJobNamePrefix(prefix) +
-         HexSha256(key).substr(0, kJobNameHashLength);
+         Sha256Hex(key).substr(0, kJobNameHashLength);
 }
 
 std::string ToLabelValue(std::string_view text) {

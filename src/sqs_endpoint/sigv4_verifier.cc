@@ -100,7 +100,6 @@ AuthResult Fail(int status, std::string code, std::string message) {
 
 }  // namespace
 
-std::string Sha256Hex(const std::string& data) { return aws::Sha256Hex(data); }
 
 AuthResult SigV4Verifier::Verify(const SignedRequest& request,
                                  Millis now) const {
@@ -210,7 +209,7 @@ AuthResult SigV4Verifier::Verify(const SignedRequest& request,
     value = std::move(*received);
   }
 
-  const std::string payload_hash = aws::Sha256Hex(request.body);
+  const std::string payload_hash = Sha256Hex(request.body);
   if (auto declared = header("x-amz-content-sha256");
       declared && *declared != "UNSIGNED-PAYLOAD" &&
       *declared != payload_hash) {

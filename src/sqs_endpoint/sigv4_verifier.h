@@ -76,9 +76,6 @@ class SigV4Verifier {
   const std::string service_;
 };
 
-// Lower-case hex SHA-256 of `data` (aws::Sha256Hex).
-std::string Sha256Hex(const std::string& data);
-
 }  // namespace cruncher::sqs
 
 #endif  // CRUNCHER_SQS_ENDPOINT_SIGV4_VERIFIER_H_
