@@ -38,15 +38,20 @@ int FreeLoopbackPort() {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  bool ok = fd >= 0 &&
+            ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  if (fd >= 0) ::close(fd);
+  return ok ? ntohs(addr.sin_port) : 0;
 }
 
 std::unique_ptr<MotoServer> MotoServer::Start(std::string* why) {
   const int port = FreeLoopbackPort();
+  if (port == 0) {
+    *why = "no free loopback port for moto_server";
+    return nullptr;
+  }
   const std::string port_text = std::to_string(port);
   const std::string log = "/tmp/cruncher-moto-" + port_text + ".log";
   posix_spawn_file_actions_t actions;

@@ -31,7 +31,7 @@ class MotoServer {
   int port_;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago; 0 if none was found.
 int FreeLoopbackPort();
 
 }  // namespace cruncher::aws::testing
