@@ -365,8 +365,7 @@ Result<std::string> SqsClient::SendMessage(const std::string& queue_url,
   if (!message.attributes.empty()) {
     request["MessageAttributes"] = AttributesJson(message.attributes);
   }
-  if (message.delay_seconds > 0)
-    request["DelaySeconds"] = message.delay_seconds;
+  if (message.delay_seconds) request["DelaySeconds"] = *message.delay_seconds;
   CRUNCHER_ASSIGN_OR_RETURN(
       json response,
       Call("SendMessage", request, queue_url, config_.request_timeout_ms));
@@ -399,7 +398,7 @@ std::vector<SendBatchEntryResult> SqsClient::SendMessageBatch(
     if (!m.attributes.empty()) {
       entries[i]["MessageAttributes"] = AttributesJson(m.attributes);
     }
-    if (m.delay_seconds > 0) entries[i]["DelaySeconds"] = m.delay_seconds;
+    if (m.delay_seconds) entries[i]["DelaySeconds"] = *m.delay_seconds;
     if (chunks.empty() || chunks.back().size() == kMaxBatchEntries ||
         chunk_bytes + size > kMaxBatchPayloadBytes) {
       chunks.emplace_back();

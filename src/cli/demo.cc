@@ -131,7 +131,7 @@ int Run(const DemoOptions& o) {
       "`ping -w DURATION TARGET` as a local process.");
   for (const char* body : {R"({"target": "127.0.0.1", "duration": "1"})",
                            R"({"target": "127.0.0.2", "duration": "2"})"}) {
-    auto id = queue.Send({body, {}, 0});
+    auto id = queue.Send({body, {}});
     if (!id.ok()) return Fail(id.status());
     std::cout << "$ cruncher send '" << body << "'\n" << *id << "\n";
   }
@@ -140,7 +140,7 @@ int Run(const DemoOptions& o) {
   for (const char* body :
        {R"({"target": "this.is.invalid", "duration": "1"})",
         R"({"target": "this.is.also.invalid", "duration": "1"})"}) {
-    auto id = queue.Send({body, {}, 0});
+    auto id = queue.Send({body, {}});
     if (!id.ok()) return Fail(id.status());
     std::cout << "$ cruncher send '" << body << "'\n" << *id << "\n";
   }

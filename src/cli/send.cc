@@ -16,7 +16,7 @@ struct SendOptions {
   BackendOptions backend;
   std::vector<std::string> bodies;
   std::string file;
-  int delay_seconds = 0;
+  std::optional<int> delay_seconds;  // unset: the queue's default
 };
 
 struct Body {

@@ -38,12 +38,17 @@ struct Message {
   Millis sent_at = 0;          // SentTimestamp
   Millis first_received_at = 0;
   MessageAttributes attributes;
+  // The AWSTraceHeader system attribute (an X-Ray trace header) the sender
+  // gave, verbatim; empty if none.
+  std::string aws_trace_header{};
 };
 
 struct OutgoingMessage {
   std::string body;
   MessageAttributes attributes;
-  int delay_seconds = 0;
+  // Unset: the queue's default delay. A value, 0 included, overrides it.
+  std::optional<int> delay_seconds = std::nullopt;
+  std::string aws_trace_header{};  // see Message
 };
 
 // Outcome of one entry of a batch call; `status` is OK or why it failed.

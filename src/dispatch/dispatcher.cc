@@ -83,7 +83,7 @@ void Dispatcher::Poison(const Message& message, const std::string& reason) {
     Log(LogLevel::kWarn, "poison_message", std::move(fields));
     return;
   }
-  OutgoingMessage copy{message.body, message.attributes, 0};
+  OutgoingMessage copy{message.body, message.attributes};
   copy.attributes[kErrorAttribute] = {"String",
                                       reason.empty() ? "unknown" : reason};
   copy.attributes[kSourceQueueAttribute] = {"String", source_.name()};

@@ -17,7 +17,7 @@ Result<std::string> RequeueJob(JobBackend& jobs, MessageQueue& queue,
   if (task.empty()) {
     return FailedPrecondition("job " + name + " has no task annotation");
   }
-  auto sent = queue.Send({task, {}, 0});
+  auto sent = queue.Send({task, {}});
   if (!sent.ok()) {
     return sent.status().WithContext("requeue " + name + ": send to " +
                                      queue.name());

@@ -22,7 +22,10 @@ CREATE TABLE IF NOT EXISTS queues(
   receive_wait_seconds INTEGER NOT NULL,
   max_message_bytes INTEGER NOT NULL,
   dlq_name TEXT,
-  max_receive_count INTEGER);
+  max_receive_count INTEGER,
+  policy TEXT NOT NULL DEFAULT '',
+  redrive_allow_policy TEXT NOT NULL DEFAULT '',
+  tags TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS messages(
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   queue_id INTEGER NOT NULL REFERENCES queues(id) ON DELETE CASCADE,
@@ -33,10 +36,61 @@ CREATE TABLE IF NOT EXISTS messages(
   visible_at INTEGER NOT NULL,
   receive_count INTEGER NOT NULL DEFAULT 0,
   first_received_at INTEGER NOT NULL DEFAULT 0,
-  receipt TEXT);
+  receipt TEXT,
+  aws_trace_header TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages(queue_id, visible_at);
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages(queue_id, sent_at);
 )sql";
+
+// Columns added to the schema above after databases were first created: a
+// database from before gets them when it is opened.
+struct AddedColumn {
+  const char* table;
+  const char* name;
+  const char* definition;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    {"queues", "policy", "TEXT NOT NULL DEFAULT ''"},
+    {"queues", "redrive_allow_policy", "TEXT NOT NULL DEFAULT ''"},
+    {"queues", "tags", "TEXT NOT NULL DEFAULT '{}'"},
+    {"messages", "aws_trace_header", "TEXT NOT NULL DEFAULT ''"},
+};
+
+// Adds the missing kAddedColumns in one write transaction, so that several
+// processes opening an old database at once add each column once.
+Status AddMissingColumns(Database& db) {
+  Transaction tx(db);
+  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
+  for (const AddedColumn& column : kAddedColumns) {
+    CRUNCHER_ASSIGN_OR_RETURN(Statement info,
+                              db.Prepare("SELECT 1 FROM pragma_table_info(?) "
+                                         "WHERE name=?"));
+    info.Bind(1, column.table).Bind(2, column.name);
+    const bool present = info.Step();
+    CRUNCHER_RETURN_IF_ERROR(info.status());
+    if (present) continue;
+    CRUNCHER_RETURN_IF_ERROR(db.Exec(std::string("ALTER TABLE ") +
+                                     column.table + " ADD COLUMN " +
+                                     column.name + " " + column.definition));
+  }
+  return tx.Commit();
+}
+
+// Tags are kept as one JSON object per queue.
+std::string TagsToJson(const QueueTags& tags) {
+  return nlohmann::json(tags).dump(-1, ' ', false,
+                                   nlohmann::json::error_handler_t::replace);
+}
+
+QueueTags TagsFromJson(const std::string& text) {
+  QueueTags out;
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  if (!parsed.is_object()) return out;
+  for (auto& [key, value] : parsed.items()) {
+    if (value.is_string()) out[key] = value.get<std::string>();
+  }
+  return out;
+}
 
 // Binary attribute values are arbitrary bytes, which a JSON string cannot
 // hold, so they are stored as hex under "x"; text values under "v".
@@ -96,7 +150,7 @@ size_t MessageSize(const OutgoingMessage& m) {
 // The message columns, in the order MessageFromRow reads them after `seq`.
 constexpr const char* kMessageColumns =
     "seq, message_id, body, attributes, sent_at, receive_count, "
-    "first_received_at";
+    "first_received_at, aws_trace_header";
 
 Message MessageFromRow(const Statement& row) {
   Message m;
@@ -106,6 +160,7 @@ Message MessageFromRow(const Statement& row) {
   m.sent_at = row.Int(4);
   m.receive_count = static_cast<int>(row.Int(5));
   m.first_received_at = row.Int(6);
+  m.aws_trace_header = row.Text(7);
   return m;
 }
 
@@ -143,6 +198,26 @@ Status ValidateQueueName(const std::string& name) {
   return Status::Ok();
 }
 
+std::string RegionalQueueName(const std::string& region,
+                              const std::string& name) {
+  return region + kRegionSeparator + name;
+}
+
+Status ValidateStoredQueueName(const std::string& name) {
+  const size_t separator = name.find(kRegionSeparator);
+  if (separator == std::string::npos) return ValidateQueueName(name);
+  const std::string region = name.substr(0, separator);
+  if (region.empty() || region.size() > 32 ||
+      !std::all_of(region.begin(), region.end(), [](char c) {
+        return std::islower(static_cast<unsigned char>(c)) ||
+               std::isdigit(static_cast<unsigned char>(c)) || c == '-';
+      })) {
+    return InvalidArgument("region \"" + region +
+                           "\" must be 1 to 32 of a-z, 0-9 and -");
+  }
+  return ValidateQueueName(name.substr(separator + 1));
+}
+
 Status ValidateQueueConfig(const QueueConfig& c) {
   if (c.visibility_timeout < 0 || c.visibility_timeout > kMaxVisibilitySeconds)
     return InvalidArgument("VisibilityTimeout must be 0 to 43200 seconds");
@@ -156,8 +231,9 @@ Status ValidateQueueConfig(const QueueConfig& c) {
   if (c.max_message_bytes < 1024 || c.max_message_bytes > kMaxMessageBytes)
     return InvalidArgument("MaximumMessageSize must be 1024 to 1048576 bytes");
   if (c.redrive) {
-    CRUNCHER_RETURN_IF_ERROR(ValidateQueueName(c.redrive->dead_letter_queue)
-                                 .WithContext("redrive policy"));
+    CRUNCHER_RETURN_IF_ERROR(
+        ValidateStoredQueueName(c.redrive->dead_letter_queue)
+            .WithContext("redrive policy"));
     if (c.redrive->max_receive_count < 1 || c.redrive->max_receive_count > 1000)
       return InvalidArgument("maxReceiveCount must be 1 to 1000");
   }
@@ -177,6 +253,7 @@ Result<std::unique_ptr<LocalQueueStore>> LocalQueueStore::Open(
   CRUNCHER_ASSIGN_OR_RETURN(
       auto db, Database::Open(data_dir + "/cruncher.db", durability));
   CRUNCHER_RETURN_IF_ERROR(db->Exec(kSchema));
+  CRUNCHER_RETURN_IF_ERROR(AddMissingColumns(*db));
   return std::unique_ptr<LocalQueueStore>(
       new LocalQueueStore(data_dir, std::move(db), std::move(doorbell), clock));
 }
@@ -187,8 +264,8 @@ Result<std::pair<int64_t, QueueInfo>> LocalQueueStore::LoadQueue(
       Statement st,
       db_->Prepare("SELECT id, created_at, modified_at, visibility_timeout, "
                    "retention_seconds, delay_seconds, receive_wait_seconds, "
-                   "max_message_bytes, dlq_name, max_receive_count "
-                   "FROM queues WHERE name = ?"));
+                   "max_message_bytes, dlq_name, max_receive_count, policy, "
+                   "redrive_allow_policy FROM queues WHERE name = ?"));
   st.Bind(1, name);
   if (!st.Step()) {
     CRUNCHER_RETURN_IF_ERROR(st.status());
@@ -207,12 +284,15 @@ Result<std::pair<int64_t, QueueInfo>> LocalQueueStore::LoadQueue(
     info.config.redrive =
         RedrivePolicy{st.Text(8), static_cast<int>(st.Int(9))};
   }
+  info.config.policy = st.Text(10);
+  info.config.redrive_allow_policy = st.Text(11);
   return std::make_pair(st.Int(0), std::move(info));
 }
 
 Status LocalQueueStore::CreateQueue(const std::string& name,
-                                    const QueueConfig& config) {
-  CRUNCHER_RETURN_IF_ERROR(ValidateQueueName(name));
+                                    const QueueConfig& config,
+                                    const QueueTags& tags) {
+  CRUNCHER_RETURN_IF_ERROR(ValidateStoredQueueName(name));
   CRUNCHER_RETURN_IF_ERROR(ValidateQueueConfig(config));
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(*db_);
@@ -231,7 +311,8 @@ Status LocalQueueStore::CreateQueue(const std::string& name,
       db_->Prepare("INSERT INTO queues(name, created_at, modified_at, "
                    "visibility_timeout, retention_seconds, delay_seconds, "
                    "receive_wait_seconds, max_message_bytes, dlq_name, "
-                   "max_receive_count) VALUES(?,?,?,?,?,?,?,?,?,?)"));
+                   "max_receive_count, policy, redrive_allow_policy, tags) "
+                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   st.Bind(1, name).Bind(2, now).Bind(3, now);
   st.Bind(4, config.visibility_timeout).Bind(5, config.retention_seconds);
   st.Bind(6, config.delay_seconds).Bind(7, config.receive_wait_seconds);
@@ -240,6 +321,8 @@ Status LocalQueueStore::CreateQueue(const std::string& name,
     st.Bind(9, config.redrive->dead_letter_queue)
         .Bind(10, config.redrive->max_receive_count);
   }
+  st.Bind(11, config.policy).Bind(12, config.redrive_allow_policy);
+  st.Bind(13, TagsToJson(tags));
   CRUNCHER_RETURN_IF_ERROR(st.Run());
   return tx.Commit();
 }
@@ -259,7 +342,8 @@ Status LocalQueueStore::SetQueueConfig(const std::string& name,
       db_->Prepare("UPDATE queues SET modified_at=?, visibility_timeout=?, "
                    "retention_seconds=?, delay_seconds=?, "
                    "receive_wait_seconds=?, max_message_bytes=?, dlq_name=?, "
-                   "max_receive_count=? WHERE name=?"));
+                   "max_receive_count=?, policy=?, redrive_allow_policy=? "
+                   "WHERE name=?"));
   st.Bind(1, clock_.NowMillis()).Bind(2, config.visibility_timeout);
   st.Bind(3, config.retention_seconds).Bind(4, config.delay_seconds);
   st.Bind(5, config.receive_wait_seconds).Bind(6, config.max_message_bytes);
@@ -267,7 +351,8 @@ Status LocalQueueStore::SetQueueConfig(const std::string& name,
     st.Bind(7, config.redrive->dead_letter_queue)
         .Bind(8, config.redrive->max_receive_count);
   }
-  st.Bind(9, name);
+  st.Bind(9, config.policy).Bind(10, config.redrive_allow_policy);
+  st.Bind(11, name);
   CRUNCHER_RETURN_IF_ERROR(st.Run());
   if (db_->changes() == 0) return NotFound("queue " + name + " does not exist");
   return Status::Ok();
@@ -319,6 +404,52 @@ Result<std::vector<std::string>> LocalQueueStore::DeadLetterSources(
   return names;
 }
 
+Status LocalQueueStore::TagQueue(const std::string& name,
+                                 const QueueTags& tags) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(*db_);
+  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
+  CRUNCHER_ASSIGN_OR_RETURN(QueueTags current, LoadTags(name));
+  for (const auto& [key, value] : tags) current[key] = value;
+  CRUNCHER_RETURN_IF_ERROR(StoreTags(name, current));
+  return tx.Commit();
+}
+
+Status LocalQueueStore::UntagQueue(const std::string& name,
+                                   const std::vector<std::string>& keys) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(*db_);
+  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
+  CRUNCHER_ASSIGN_OR_RETURN(QueueTags current, LoadTags(name));
+  for (const auto& key : keys) current.erase(key);
+  CRUNCHER_RETURN_IF_ERROR(StoreTags(name, current));
+  return tx.Commit();
+}
+
+Result<QueueTags> LocalQueueStore::GetQueueTags(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return LoadTags(name);
+}
+
+Result<QueueTags> LocalQueueStore::LoadTags(const std::string& name) {
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st, db_->Prepare("SELECT tags FROM queues WHERE name=?"));
+  st.Bind(1, name);
+  if (!st.Step()) {
+    CRUNCHER_RETURN_IF_ERROR(st.status());
+    return NotFound("queue " + name + " does not exist");
+  }
+  return TagsFromJson(st.Text(0));
+}
+
+Status LocalQueueStore::StoreTags(const std::string& name,
+                                  const QueueTags& tags) {
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st, db_->Prepare("UPDATE queues SET tags=? WHERE name=?"));
+  st.Bind(1, TagsToJson(tags)).Bind(2, name);
+  return st.Run();
+}
+
 Result<int64_t> LocalQueueStore::InsertMessage(int64_t queue_id,
                                                const QueueConfig& config,
                                                const OutgoingMessage& message,
@@ -333,19 +464,20 @@ Result<int64_t> LocalQueueStore::InsertMessage(int64_t queue_id,
                            " bytes is longer than the queue's limit of " +
                            std::to_string(config.max_message_bytes) + " bytes");
   }
-  if (message.delay_seconds < 0 || message.delay_seconds > 900) {
+  const int delay = message.delay_seconds.value_or(config.delay_seconds);
+  if (delay < 0 || delay > 900) {
     return InvalidArgument("DelaySeconds must be 0 to 900");
   }
-  int delay =
-      message.delay_seconds > 0 ? message.delay_seconds : config.delay_seconds;
   *message_id = RandomUuid();
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement st,
       db_->Prepare("INSERT INTO messages(queue_id, message_id, body, "
-                   "attributes, sent_at, visible_at) VALUES(?,?,?,?,?,?)"));
+                   "attributes, sent_at, visible_at, aws_trace_header) "
+                   "VALUES(?,?,?,?,?,?,?)"));
   st.Bind(1, queue_id).Bind(2, *message_id).Bind(3, message.body);
   st.Bind(4, AttributesToJson(message.attributes).dump());
   st.Bind(5, now).Bind(6, now + delay * 1000LL);
+  st.Bind(7, message.aws_trace_header);
   CRUNCHER_RETURN_IF_ERROR(st.Run());
   return sqlite3_last_insert_rowid(db_->handle());
 }
@@ -557,7 +689,7 @@ std::vector<BatchEntryResult> LocalQueueStore::Delete(
         CRUNCHER_RETURN_IF_ERROR(exists.status());
         // A message that is gone was deleted already: that counts as done.
         if (still_there) {
-          *entry = InvalidArgument(
+          *entry = FailedPrecondition(
               "receipt handle is stale: the message was delivered again "
               "since; use the newest handle");
         }

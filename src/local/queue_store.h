@@ -21,6 +21,7 @@
 #define CRUNCHER_LOCAL_QUEUE_STORE_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -53,8 +54,15 @@ struct QueueConfig {
   int receive_wait_seconds = 0;
   int max_message_bytes = kMaxMessageBytes;
   std::optional<RedrivePolicy> redrive;
+  // The SQS Policy and RedriveAllowPolicy attributes, kept verbatim for the
+  // tools that set them; nothing enforces them. Empty: none.
+  std::string policy;
+  std::string redrive_allow_policy;
   bool operator==(const QueueConfig&) const = default;
 };
+
+// A queue's tags (cost allocation tags in SQS): key → value.
+using QueueTags = std::map<std::string, std::string>;
 
 struct QueueInfo {
   std::string name;
@@ -65,6 +73,18 @@ struct QueueInfo {
 
 // Validates an SQS queue name: 1-80 of [A-Za-z0-9_-].
 Status ValidateQueueName(const std::string& name);
+
+// Queues are scoped by region. The store's plain names are the queues of
+// the home region, the one the CLI, the dispatcher and the SQS endpoint's
+// configured region share. Queues that SQS clients create in another region
+// are stored as "REGION/NAME": '/' never occurs in a queue name, so the two
+// cannot collide.
+inline constexpr char kRegionSeparator = '/';
+std::string RegionalQueueName(const std::string& region,
+                              const std::string& name);
+// Validates a name as stored: a queue name, optionally after "REGION/"
+// (REGION: 1-32 of a-z 0-9 -).
+Status ValidateStoredQueueName(const std::string& name);
 // Validates ranges (visibility ≤ 12 h, retention 60 s..14 days, ...).
 Status ValidateQueueConfig(const QueueConfig& config);
 
@@ -76,10 +96,11 @@ class LocalQueueStore {
       const std::string& data_dir, Durability durability = Durability::kFull,
       Clock& clock = SystemClock::Get());
 
-  // Creates a queue. Creating an existing queue with the same config is a
-  // no-op; with a different one it is AlreadyExists (SQS's
-  // QueueAlreadyExists).
-  Status CreateQueue(const std::string& name, const QueueConfig& config);
+  // Creates a queue with `tags`. Creating an existing queue with the same
+  // config is a no-op that leaves its tags alone; with a different one it
+  // is AlreadyExists (SQS's QueueAlreadyExists).
+  Status CreateQueue(const std::string& name, const QueueConfig& config,
+                     const QueueTags& tags = {});
   Result<QueueInfo> GetQueue(const std::string& name);
   Status SetQueueConfig(const std::string& name, const QueueConfig& config);
   // Queue names starting with `prefix`, sorted.
@@ -87,6 +108,12 @@ class LocalQueueStore {
   // Deletes the queue and its messages. NotFound if absent.
   Status DeleteQueue(const std::string& name);
   Status Purge(const std::string& name);
+  // Adds or replaces tags; removes the tags with these keys (absent keys
+  // are ignored). NotFound for an unknown queue.
+  Status TagQueue(const std::string& name, const QueueTags& tags);
+  Status UntagQueue(const std::string& name,
+                    const std::vector<std::string>& keys);
+  Result<QueueTags> GetQueueTags(const std::string& name);
   // Queues whose redrive policy names `dead_letter_queue`.
   Result<std::vector<std::string>> DeadLetterSources(
       const std::string& dead_letter_queue);
@@ -103,8 +130,10 @@ class LocalQueueStore {
                                        int max_messages, int wait_seconds,
                                        std::optional<int> visibility_seconds,
                                        const std::stop_token& stop = {});
-  // One result per handle, in order. A malformed or stale handle fails its
-  // entry with InvalidArgument; an already deleted message counts as deleted.
+  // One result per handle, in order. A malformed handle fails its entry with
+  // InvalidArgument; a stale one (the message was delivered again since,
+  // and stays) with FailedPrecondition; an already deleted message counts
+  // as deleted.
   std::vector<BatchEntryResult> Delete(const std::string& queue,
                                        const std::vector<std::string>& handles);
   // FailedPrecondition for a message that is not in flight.
@@ -131,6 +160,8 @@ class LocalQueueStore {
         clock_(clock) {}
   // Helpers below expect mu_ held.
   Result<std::pair<int64_t, QueueInfo>> LoadQueue(const std::string& name);
+  Result<QueueTags> LoadTags(const std::string& name);
+  Status StoreTags(const std::string& name, const QueueTags& tags);
   Result<int64_t> InsertMessage(int64_t queue_id, const QueueConfig& config,
                                 const OutgoingMessage& message, Millis now,
                                 std::string* message_id);

@@ -82,7 +82,8 @@ class FakeMessageQueue final : public MessageQueue {
     s.message.body = message.body;
     s.message.attributes = message.attributes;
     s.message.sent_at = clock_.NowMillis();
-    s.visible_at = s.message.sent_at + message.delay_seconds * 1000LL;
+    s.visible_at =
+        s.message.sent_at + message.delay_seconds.value_or(0) * 1000LL;
     messages_.push_back(s);
     return s.message.id;
   }
