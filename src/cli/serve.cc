@@ -94,6 +94,18 @@ Result<std::map<std::string, std::string>> AuthKeys(const EndpointFlags& e) {
   return keys;
 }
 
+// The SQS endpoint's configured region: --region, else the AWS CLI's
+// environment, else us-east-1. Queues are scoped by region, and this one
+// holds the queue that `local serve` dispatches from.
+std::string EndpointRegion(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  for (const char* name : {"AWS_REGION", "AWS_DEFAULT_REGION"}) {
+    const char* value = std::getenv(name);
+    if (value && *value) return value;
+  }
+  return "us-east-1";
+}
+
 int Run(ServeOptions& o) {
   // Signals are taken by sigwait below. Blocked first, before any thread
   // starts (the stores' doorbell watchers, the endpoint, the executor), so
@@ -120,6 +132,7 @@ int Run(ServeOptions& o) {
   if (o.endpoint && o.endpoint->enabled &&
       (*queues)->local_store() != nullptr) {
     sqs::SqsEndpointOptions options;
+    options.region = EndpointRegion(o.backend.region);
     options.host = o.endpoint->host;
     options.port = o.endpoint->port;
     options.require_auth = o.endpoint->require_auth;
@@ -177,7 +190,11 @@ void RegisterLocal(CLI::App& app) {
   auto* serve = local->add_subcommand(
       "serve",
       "Run the durable local queue with its SQS endpoint, the local process "
-      "executor and the dispatcher until interrupted");
+      "executor and the dispatcher until interrupted. The SQS endpoint scopes "
+      "queues by the region requests are signed for (the dispatcher's queue "
+      "is in --region, default AWS_REGION, AWS_DEFAULT_REGION or us-east-1); "
+      "it stores queue tags and the Policy and RedriveAllowPolicy attributes "
+      "but enforces no policy, and serves standard queues only (no FIFO)");
   AddServeOptions(serve, *o);
   SetCommand(serve, [o] { return Run(*o); });
 }

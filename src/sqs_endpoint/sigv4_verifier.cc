@@ -100,6 +100,29 @@ AuthResult Fail(int status, std::string code, std::string message) {
 
 }  // namespace
 
+std::optional<std::string> SigningRegion(std::string_view authorization) {
+  constexpr std::string_view kCredential = "Credential=";
+  size_t start = authorization.find(kCredential);
+  if (start == std::string_view::npos) return std::nullopt;
+  std::string_view scope = authorization.substr(start + kCredential.size());
+  scope = scope.substr(0, scope.find(','));
+  // KEY/DATE/REGION/SERVICE/aws4_request: the region follows the second '/'.
+  size_t first = scope.find('/');
+  size_t second = first == std::string_view::npos ? std::string_view::npos
+                                                  : scope.find('/', first + 1);
+  size_t third = second == std::string_view::npos ? std::string_view::npos
+                                                  : scope.find('/', second + 1);
+  if (third == std::string_view::npos) return std::nullopt;
+  std::string_view region = scope.substr(second + 1, third - second - 1);
+  if (region.empty() || region.size() > 32 ||
+      !std::all_of(region.begin(), region.end(), [](char c) {
+        return std::islower(static_cast<unsigned char>(c)) ||
+               std::isdigit(static_cast<unsigned char>(c)) || c == '-';
+      })) {
+    return std::nullopt;
+  }
+  return std::string(region);
+}
 
 AuthResult SigV4Verifier::Verify(const SignedRequest& request,
                                  Millis now) const {

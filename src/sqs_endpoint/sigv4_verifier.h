@@ -24,6 +24,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -75,6 +76,12 @@ class SigV4Verifier {
   const std::string region_;
   const std::string service_;
 };
+
+// The region of the credential scope in an Authorization header value
+// ("AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request, ..."),
+// or nullopt if there is no scope or its region is not 1-32 of a-z 0-9 -.
+// Checks nothing else: Verify does.
+std::optional<std::string> SigningRegion(std::string_view authorization);
 
 }  // namespace cruncher::sqs
 

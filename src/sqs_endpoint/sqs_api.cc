@@ -188,6 +188,36 @@ bool ValidBatchId(const std::string& id) {
   });
 }
 
+// The size SQS counts for one SendMessageBatch entry as sent, valid or not:
+// its body and its message attributes' names, types and values (binary
+// values decoded).
+size_t RawEntrySize(const Json& entry) {
+  size_t size = 0;
+  if (auto body = entry.find("MessageBody");
+      body != entry.end() && body->is_string()) {
+    size += body->get_ref<const std::string&>().size();
+  }
+  auto attrs = entry.find("MessageAttributes");
+  if (attrs == entry.end() || !attrs->is_object()) return size;
+  for (const auto& [name, value] : attrs->items()) {
+    size += name.size();
+    if (!value.is_object()) continue;
+    for (const char* field : {"DataType", "StringValue"}) {
+      if (auto f = value.find(field); f != value.end() && f->is_string())
+        size += f->get_ref<const std::string&>().size();
+    }
+    if (auto bin = value.find("BinaryValue");
+        bin != value.end() && bin->is_string()) {
+      const std::string& text = bin->get_ref<const std::string&>();
+      size_t decoded = text.size() / 4 * 3;
+      if (decoded > 0 && text.back() == '=') --decoded;
+      if (decoded > 0 && text[text.size() - 2] == '=') --decoded;
+      size += decoded;
+    }
+  }
+  return size;
+}
+
 size_t MessageSize(const OutgoingMessage& m) {
   size_t size = m.body.size();
   for (const auto& [name, attr] : m.attributes) {
@@ -203,21 +233,19 @@ const std::set<std::string>& SettableAttributes() {
                                                "ReceiveMessageWaitTimeSeconds",
                                                "DelaySeconds",
                                                "MaximumMessageSize",
-                                               "RedrivePolicy"};
+                                               "RedrivePolicy",
+                                               "Policy",
+                                               "RedriveAllowPolicy"};
   return kNames;
 }
 
 // Queue attributes SQS knows that the local queue does not implement.
 const std::set<std::string>& UnsupportedAttributes() {
-  static const std::set<std::string> kNames = {"Policy",
-                                               "FifoQueue",
-                                               "ContentBasedDeduplication",
-                                               "KmsMasterKeyId",
-                                               "KmsDataKeyReusePeriodSeconds",
-                                               "DeduplicationScope",
-                                               "FifoThroughputLimit",
-                                               "RedriveAllowPolicy",
-                                               "SqsManagedSseEnabled"};
+  static const std::set<std::string> kNames = {
+      "FifoQueue",           "ContentBasedDeduplication",
+      "KmsMasterKeyId",      "KmsDataKeyReusePeriodSeconds",
+      "DeduplicationScope",  "FifoThroughputLimit",
+      "SqsManagedSseEnabled"};
   return kNames;
 }
 
@@ -251,6 +279,13 @@ SqsError AuthError(int http_status, const std::string& code,
                    std::string message) {
   return SqsError{http_status, "com.amazon.coral.service#" + code, code, true,
                   std::move(message)};
+}
+SqsError BatchRequestTooLong(size_t bytes) {
+  return Err("BatchRequestTooLong",
+             "AWS.SimpleQueueService.BatchRequestTooLong",
+             "Batch requests cannot be longer than " +
+                 std::to_string(local::kMaxMessageBytes) +
+                 " bytes. You have sent " + std::to_string(bytes) + " bytes.");
 }
 SqsError RequestTooLargeError(std::string message) {
   return SqsError{413, "com.amazonaws.sqs#RequestEntityTooLarge",
@@ -324,8 +359,12 @@ std::vector<std::vector<BatchEntryResult>> SqsApi::FlushDeletes(
 // One request: its input, the Host it came to, and the operations.
 class SqsApi::Call {
  public:
-  Call(SqsApi& api, const Json& in, std::string_view host)
-      : api_(api), in_(in), host_(host) {}
+  Call(SqsApi& api, const Json& in, std::string_view host,
+       std::string_view region)
+      : api_(api),
+        in_(in),
+        host_(host),
+        region_(region.empty() ? api.options_.region : std::string(region)) {}
 
   Expected<Json> Run(std::string_view op) {
     if (op == "SendMessage") return SendMessage();
@@ -346,8 +385,10 @@ class SqsApi::Call {
     if (op == "ListDeadLetterSourceQueues") return ListDeadLetterSourceQueues();
     if (op == "StartMessageMoveTask") return StartMessageMoveTask();
     if (op == "ListMessageMoveTasks") return ListMessageMoveTasks();
-    if (op == "AddPermission" || op == "RemovePermission" || op == "TagQueue" ||
-        op == "UntagQueue" || op == "ListQueueTags") {
+    if (op == "TagQueue") return TagQueue();
+    if (op == "UntagQueue") return UntagQueue();
+    if (op == "ListQueueTags") return ListQueueTags();
+    if (op == "AddPermission" || op == "RemovePermission") {
       return UnsupportedOperation(
           std::string(op) + " is not supported by the local SQS endpoint");
     }
@@ -409,47 +450,68 @@ class SqsApi::Call {
     return out;
   }
 
-  std::string QueueUrl(const std::string& name) const {
-    return "http://" + host_ + "/" + api_.options_.account_id + "/" + name;
+  // The store's name for the queue `name` of the request's region.
+  std::string StoredName(const std::string& name) const {
+    return region_ == api_.options_.region
+               ? name
+               : local::RegionalQueueName(region_, name);
   }
-  std::string QueueArn(const std::string& name) const {
-    return "arn:aws:sqs:" + api_.options_.region + ":" +
-           api_.options_.account_id + ":" + name;
+  // The queue name in a store's name.
+  static std::string QueueNameOf(const std::string& stored) {
+    size_t separator = stored.rfind(local::kRegionSeparator);
+    return separator == std::string::npos ? stored
+                                          : stored.substr(separator + 1);
+  }
+  // Whether a store's name is a queue of the request's region.
+  bool InRegion(const std::string& stored) const {
+    return StoredName(QueueNameOf(stored)) == stored;
   }
 
-  // The queue name in a QueueUrl: http(s)://HOST/ACCOUNT/NAME or /ACCOUNT/NAME.
+  std::string QueueUrl(const std::string& stored) const {
+    return "http://" + host_ + "/" + api_.options_.account_id + "/" +
+           QueueNameOf(stored);
+  }
+  std::string QueueArn(const std::string& stored) const {
+    return "arn:aws:sqs:" + region_ + ":" + api_.options_.account_id + ":" +
+           QueueNameOf(stored);
+  }
+
+  // The store's name of the queue a QueueUrl names: http(s)://HOST/ACCOUNT/NAME
+  // or /ACCOUNT/NAME. A URL whose path is not /ACCOUNT/NAME (none at all:
+  // "http://host") names no queue: QueueDoesNotExist, which is what
+  // clients catch. Other text is not an address: InvalidAddress.
   Expected<std::string> QueueNameFromUrl() {
     SQS_ASSIGN_OR_RETURN(std::string url, RequiredString("QueueUrl"));
     std::string_view path = url;
     if (size_t scheme = path.find("://"); scheme != std::string_view::npos) {
       path.remove_prefix(scheme + 3);
       size_t slash = path.find('/');
-      if (slash == std::string_view::npos) return InvalidAddress(url);
-      path.remove_prefix(slash);
+      path.remove_prefix(slash == std::string_view::npos ? path.size() : slash);
+      if (path.empty()) return QueueDoesNotExist();
+    } else if (path.empty() || path.front() != '/') {
+      return InvalidAddress(url);
     }
-    if (path.empty() || path.front() != '/') return InvalidAddress(url);
     path.remove_prefix(1);
     if (!path.empty() && path.back() == '/') path.remove_suffix(1);
     size_t slash = path.find('/');
     if (slash == std::string_view::npos ||
-        path.find('/', slash + 1) != std::string_view::npos) {
-      return InvalidAddress(url);
-    }
-    if (path.substr(0, slash) != api_.options_.account_id) {
+        path.find('/', slash + 1) != std::string_view::npos ||
+        path.substr(0, slash) != api_.options_.account_id) {
       return QueueDoesNotExist();
     }
     std::string name(path.substr(slash + 1));
     if (!local::ValidateQueueName(name).ok()) return QueueDoesNotExist();
-    return name;
+    return StoredName(name);
   }
 
-  // The queue name in arn:aws:sqs:REGION:ACCOUNT:NAME, or empty.
+  // The store's name of the queue arn:aws:sqs:REGION:ACCOUNT:NAME names in
+  // the request's region and the account, or empty.
   std::string QueueNameFromArn(const std::string& arn) const {
-    const std::string prefix = "arn:aws:sqs:" + api_.options_.region + ":" +
-                               api_.options_.account_id + ":";
+    const std::string prefix =
+        "arn:aws:sqs:" + region_ + ":" + api_.options_.account_id + ":";
     if (arn.compare(0, prefix.size(), prefix) != 0) return "";
     std::string name = arn.substr(prefix.size());
-    return local::ValidateQueueName(name).ok() ? name : "";
+    return local::ValidateQueueName(name).ok() ? StoredName(name) : "";
   }
 
   Expected<local::QueueInfo> LoadQueue(const std::string& name) {
@@ -528,6 +590,15 @@ class SqsApi::Call {
         SQS_ASSIGN_OR_RETURN(config.redrive, ParseRedrivePolicy(text));
         continue;
       }
+      // Kept verbatim for the tools that set them; not enforced.
+      if (name == "Policy") {
+        config.policy = text;
+        continue;
+      }
+      if (name == "RedriveAllowPolicy") {
+        config.redrive_allow_policy = text;
+        continue;
+      }
       int n = 0;
       if (!ParseNonNegativeInt(text, &n)) {
         return InvalidAttributeValue("Invalid value for the parameter " + name +
@@ -548,13 +619,19 @@ class SqsApi::Call {
   }
 
   Expected<Json> CreateQueue() {
-    SQS_ASSIGN_OR_RETURN(std::string name, RequiredString("QueueName"));
-    if (Status s = local::ValidateQueueName(name); !s.ok()) {
+    auto given = in_.find("QueueName");
+    if (given == in_.end() || given->is_null())
+      return MissingParameter("QueueName");
+    if (!given->is_string())
+      return SerializationError("Parameter QueueName must be a string");
+    if (!local::ValidateQueueName(given->get<std::string>()).ok()) {
       return InvalidParameterValue(
           "Can only include alphanumeric characters, hyphens, or underscores. "
-          "1 to 80 in length (" +
-          s.message() + ")");
+          "1 to 80 in length");
     }
+    const std::string name = StoredName(given->get<std::string>());
+    SQS_ASSIGN_OR_RETURN(local::QueueTags tags, TagMap(in_, "tags"));
+    if (auto invalid = InvalidTags(tags, name)) return *invalid;
     auto existing = api_.store_.GetQueue(name);
     if (existing.ok()) {
       // SQS compares only the attributes given with the existing ones.
@@ -572,10 +649,89 @@ class SqsApi::Call {
     }
     SQS_ASSIGN_OR_RETURN(local::QueueConfig config,
                          ApplyAttributes(local::QueueConfig{}));
-    if (Status s = api_.store_.CreateQueue(name, config); !s.ok()) {
+    if (Status s = api_.store_.CreateQueue(name, config, tags); !s.ok()) {
       return FromStatus(s);
     }
     return Json{{"QueueUrl", QueueUrl(name)}};
+  }
+
+  // ---- tags ----
+  // A map of strings in the request, e.g. CreateQueue's "tags".
+  static Expected<local::QueueTags> TagMap(const Json& in, const char* name) {
+    local::QueueTags out;
+    auto it = in.find(name);
+    if (it == in.end() || it->is_null()) return out;
+    if (!it->is_object()) {
+      return SerializationError(std::string("Parameter ") + name +
+                                " must be a map of strings");
+    }
+    for (const auto& [key, value] : it->items()) {
+      if (!value.is_string()) {
+        return SerializationError(std::string("Parameter ") + name +
+                                  " must be a map of strings");
+      }
+      out[key] = value.get<std::string>();
+    }
+    return out;
+  }
+
+  static SqsError BadTagKeys() {
+    return InvalidParameterValue(
+        "Tag keys must be between 1 and 128 characters in length.");
+  }
+
+  // Why `tags` are not valid tags for the queue `stored` to have, as SQS
+  // checks them (keys 1-128 characters, values up to 256, at most 50), or
+  // nothing.
+  static std::optional<SqsError> InvalidTags(const local::QueueTags& tags,
+                                             const std::string& stored) {
+    for (const auto& [key, value] : tags) {
+      if (key.empty() || key.size() > 128) return BadTagKeys();
+      if (value.size() > 256) {
+        return InvalidParameterValue(
+            "Tag values must be between 0 and 256 characters in length.");
+      }
+    }
+    if (tags.size() > 50) {
+      return InvalidParameterValue("Too many tags added for queue " +
+                                   QueueNameOf(stored) + ".");
+    }
+    return std::nullopt;
+  }
+
+  Expected<Json> TagQueue() {
+    SQS_ASSIGN_OR_RETURN(std::string name, QueueNameFromUrl());
+    SQS_ASSIGN_OR_RETURN(local::QueueTags tags, TagMap(in_, "Tags"));
+    if (tags.empty()) return MissingParameter("Tags");
+    auto current = api_.store_.GetQueueTags(name);
+    if (!current.ok()) return FromStatus(current.status());
+    local::QueueTags merged = std::move(current).value();
+    for (const auto& [key, value] : tags) merged[key] = value;
+    if (auto invalid = InvalidTags(merged, name)) return *invalid;
+    if (Status s = api_.store_.TagQueue(name, tags); !s.ok())
+      return FromStatus(s);
+    return Json::object();
+  }
+
+  Expected<Json> UntagQueue() {
+    SQS_ASSIGN_OR_RETURN(std::string name, QueueNameFromUrl());
+    SQS_ASSIGN_OR_RETURN(std::vector<std::string> keys,
+                         StringList(in_, "TagKeys"));
+    if (keys.empty()) return BadTagKeys();
+    for (const auto& key : keys) {
+      if (key.empty() || key.size() > 128) return BadTagKeys();
+    }
+    if (Status s = api_.store_.UntagQueue(name, keys); !s.ok())
+      return FromStatus(s);
+    return Json::object();
+  }
+
+  Expected<Json> ListQueueTags() {
+    SQS_ASSIGN_OR_RETURN(std::string name, QueueNameFromUrl());
+    auto tags = api_.store_.GetQueueTags(name);
+    if (!tags.ok()) return FromStatus(tags.status());
+    if (tags->empty()) return Json::object();
+    return Json{{"Tags", *tags}};
   }
 
   Expected<Json> GetQueueUrl() {
@@ -586,7 +742,7 @@ class SqsApi::Call {
       return QueueDoesNotExist();
     }
     if (!local::ValidateQueueName(name).ok()) return QueueDoesNotExist();
-    SQS_ASSIGN_OR_RETURN(local::QueueInfo info, LoadQueue(name));
+    SQS_ASSIGN_OR_RETURN(local::QueueInfo info, LoadQueue(StoredName(name)));
     return Json{{"QueueUrl", QueueUrl(info.name)}};
   }
 
@@ -627,9 +783,13 @@ class SqsApi::Call {
         p != in_.end() && p->is_string()) {
       prefix = p->get<std::string>();
     }
-    auto names = api_.store_.ListQueues(prefix);
+    auto names = api_.store_.ListQueues(StoredName(prefix));
     if (!names.ok()) return FromStatus(names.status());
-    return PageOfUrls(*names, "QueueUrls");
+    std::vector<std::string> in_region;
+    for (const auto& stored : *names) {
+      if (InRegion(stored)) in_region.push_back(stored);
+    }
+    return PageOfUrls(in_region, "QueueUrls");
   }
 
   Expected<Json> DeleteQueue() {
@@ -656,6 +816,8 @@ class SqsApi::Call {
         "DelaySeconds",
         "ReceiveMessageWaitTimeSeconds",
         "RedrivePolicy",
+        "Policy",
+        "RedriveAllowPolicy",
         "SqsManagedSseEnabled"};
     for (const auto& w : wanted) {
       if (!kKnown.count(w) && !UnsupportedAttributes().count(w)) {
@@ -688,6 +850,9 @@ class SqsApi::Call {
                {"maxReceiveCount", c.redrive->max_receive_count}}
               .dump();
     }
+    if (!c.policy.empty()) all["Policy"] = c.policy;
+    if (!c.redrive_allow_policy.empty())
+      all["RedriveAllowPolicy"] = c.redrive_allow_policy;
     const bool want_all =
         std::find(wanted.begin(), wanted.end(), "All") != wanted.end();
     Json out = Json::object();
@@ -733,24 +898,32 @@ class SqsApi::Call {
                                    "] exceeds the allowed maximum [10].");
     }
     for (const auto& [name, value] : it->items()) {
-      const std::string who = "Message (user) attribute '" + name + "'";
-      bool bad_name =
-          name.empty() || name.size() > 256 || name.front() == '.' ||
-          name.back() == '.' || name.find("..") != std::string::npos ||
-          name.rfind("AWS.", 0) == 0 || name.rfind("Amazon.", 0) == 0;
-      for (char c : name) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' &&
-            c != '-' && c != '.') {
-          bad_name = true;
-        }
-      }
-      if (bad_name) {
+      // SQS's sentences, which start "The message attribute 'NAME' ...".
+      const std::string who = "The message attribute '" + name + "'";
+      const bool bad_characters =
+          name.empty() || name.size() > 256 ||
+          !std::all_of(name.begin(), name.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+                   c == '-' || c == '.';
+          });
+      if (bad_characters) {
         return InvalidParameterValue(
-            who +
-            " has an invalid name: names are 1 "
-            "to 256 of A-Z a-z 0-9 _ - ., may not "
-            "start with AWS. or Amazon., and may not "
-            "have leading, trailing or double periods.");
+            "The message attribute name '" + name +
+            "' is invalid. Attribute name can contain A-Z, a-z, 0-9, "
+            "underscore (_), hyphen (-), and period (.) characters.");
+      }
+      if (name.front() == '.' || name.back() == '.' ||
+          name.find("..") != std::string::npos) {
+        return InvalidParameterValue(
+            "The message attribute name '" + name +
+            "' is invalid. Attribute name can not start or end with a period "
+            "(.), or have multiple periods in succession (..).");
+      }
+      if (name.rfind("AWS.", 0) == 0 || name.rfind("Amazon.", 0) == 0) {
+        return InvalidParameterValue(
+            "The message attribute name '" + name +
+            "' is reserved for use by AWS: names can not start with AWS. or "
+            "Amazon. (case-sensitive).");
       }
       if (!value.is_object()) {
         return SerializationError(who + " must be a MessageAttributeValue");
@@ -758,9 +931,8 @@ class SqsApi::Call {
       auto type = value.find("DataType");
       if (type == value.end() || !type->is_string() ||
           type->get_ref<const std::string&>().empty()) {
-        return InvalidParameterValue(who +
-                                     " must contain a non-empty message "
-                                     "attribute type.");
+        return InvalidParameterValue(
+            who + " must contain non-empty message attribute type.");
       }
       MessageAttribute attr;
       attr.data_type = type->get<std::string>();
@@ -772,13 +944,13 @@ class SqsApi::Call {
             " has an invalid message attribute type, the set of "
             "supported type prefixes is Binary, Number, and String.");
       }
-      if (value.contains("StringListValues") ||
-          value.contains("BinaryListValues")) {
-        if (!value["StringListValues"].empty() ||
-            !value["BinaryListValues"].empty()) {
-          return InvalidParameterValue(who +
-                                       ": StringListValues and "
-                                       "BinaryListValues are not supported.");
+      for (const char* list : {"StringListValues", "BinaryListValues"}) {
+        if (auto values = value.find(list);
+            values != value.end() && !values->is_null() &&
+            !(values->is_array() && values->empty())) {
+          return InvalidParameterValue(
+              "Message attribute list values in SendMessage operation are not "
+              "supported.");
         }
       }
       if (base == "Binary") {
@@ -787,33 +959,85 @@ class SqsApi::Call {
         if (bin != value.end() && bin->is_string())
           bytes = Base64Decode(bin->get<std::string>());
         if (!bytes || bytes->empty()) {
-          return InvalidParameterValue(who +
-                                       " must contain a non-empty value "
-                                       "of type 'Binary'.");
+          return InvalidParameterValue(
+              who +
+              " must contain non-empty message attribute value for message "
+              "attribute type '" +
+              attr.data_type + "'.");
         }
         attr.value = std::move(*bytes);
       } else {
         auto str = value.find("StringValue");
         if (str == value.end() || !str->is_string() ||
             str->get_ref<const std::string&>().empty()) {
-          return InvalidParameterValue(who +
-                                       " must contain a non-empty value "
-                                       "of type '" +
-                                       base + "'.");
+          return InvalidParameterValue(
+              who +
+              " must contain non-empty message attribute value for message "
+              "attribute type '" +
+              attr.data_type + "'.");
         }
         attr.value = str->get<std::string>();
         if (auto bad = InvalidCharacter(attr.value)) {
-          return InvalidParameterValue(
-              who + " contains the invalid character " + *bad + ".");
+          return InvalidParameterValue(who + " has an invalid character " +
+                                       *bad + " in its value.");
         }
         if (base == "Number" && !IsNumber(attr.value)) {
-          return InvalidParameterValue("Can't cast the value of " + who +
-                                       " to a number.");
+          return InvalidParameterValue(
+              "Can't cast the value of message (user) attribute '" + name +
+              "' to a number.");
         }
       }
       out[name] = std::move(attr);
     }
     return out;
+  }
+
+  // The AWSTraceHeader in MessageSystemAttributes, the one system attribute
+  // a sender may set, or empty. Its size does not count toward the
+  // message's.
+  static Expected<std::string> ParseTraceHeader(const Json& entry) {
+    auto it = entry.find("MessageSystemAttributes");
+    if (it == entry.end() || it->is_null()) return std::string();
+    if (!it->is_object()) {
+      return SerializationError("MessageSystemAttributes must be a map");
+    }
+    std::string header;
+    for (const auto& [name, value] : it->items()) {
+      if (name != "AWSTraceHeader") {
+        return InvalidParameterValue(
+            "Message system attribute name '" + name +
+            "' is invalid. The only message system attribute a sender can "
+            "set is AWSTraceHeader.");
+      }
+      if (!value.is_object()) {
+        return SerializationError(
+            "Message system attribute AWSTraceHeader must be a "
+            "MessageSystemAttributeValue");
+      }
+      auto type = value.find("DataType");
+      auto text = value.find("StringValue");
+      if (type == value.end() || !type->is_string() ||
+          type->get_ref<const std::string&>() != "String") {
+        return InvalidParameterValue(
+            "The message system attribute 'AWSTraceHeader' must have the "
+            "data type String.");
+      }
+      if (text == value.end() || !text->is_string() ||
+          text->get_ref<const std::string&>().empty()) {
+        return InvalidParameterValue(
+            "The message system attribute 'AWSTraceHeader' must contain "
+            "non-empty message attribute value for message attribute type "
+            "'String'.");
+      }
+      header = text->get<std::string>();
+      if (auto bad = InvalidCharacter(header)) {
+        return InvalidParameterValue(
+            "The message system attribute 'AWSTraceHeader' has an invalid "
+            "character " +
+            *bad + " in its value.");
+      }
+    }
+    return header;
   }
 
   // Validates one message to send, as SQS does before enqueuing it.
@@ -842,8 +1066,10 @@ class SqsApi::Call {
           " for parameter DelaySeconds is invalid. "
           "Reason: DelaySeconds must be >= 0 and <= 900.");
     }
-    m.delay_seconds = delay.value_or(0);
+    // A given delay, 0 included, overrides the queue's.
+    m.delay_seconds = delay;
     SQS_ASSIGN_OR_RETURN(m.attributes, ParseMessageAttributes(entry));
+    SQS_ASSIGN_OR_RETURN(m.aws_trace_header, ParseTraceHeader(entry));
     if (MessageSize(m) > static_cast<size_t>(config.max_message_bytes)) {
       return InvalidParameterValue(
           "One or more parameters are invalid. Reason: Message must be shorter "
@@ -857,6 +1083,10 @@ class SqsApi::Call {
     Json out = {{"MessageId", id}, {"MD5OfMessageBody", Md5Hex(m.body)}};
     if (!m.attributes.empty()) {
       out["MD5OfMessageAttributes"] = MessageAttributesMd5(m.attributes);
+    }
+    if (!m.aws_trace_header.empty()) {
+      out["MD5OfMessageSystemAttributes"] = MessageAttributesMd5(
+          {{"AWSTraceHeader", {"String", m.aws_trace_header}}});
     }
     return out;
   }
@@ -925,11 +1155,17 @@ class SqsApi::Call {
     SQS_ASSIGN_OR_RETURN(std::string name, QueueNameFromUrl());
     SQS_ASSIGN_OR_RETURN(const Json* entries,
                          BatchEntries("SendMessageBatchRequestEntry"));
+    // SQS refuses a batch over the limit as a whole, before looking at its
+    // entries one by one, also when it is a single entry.
+    size_t total = 0;
+    for (const auto& entry : *entries) total += RawEntrySize(entry);
+    if (total > static_cast<size_t>(local::kMaxMessageBytes)) {
+      return BatchRequestTooLong(total);
+    }
     SQS_ASSIGN_OR_RETURN(local::QueueInfo info, LoadQueue(name));
     Json failed = Json::array();
     std::vector<OutgoingMessage> messages;
     std::vector<std::string> ids;
-    size_t total = 0;
     for (const auto& entry : *entries) {
       const std::string id = entry["Id"].get<std::string>();
       auto m = ParseOutgoing(entry, info.config);
@@ -937,16 +1173,8 @@ class SqsApi::Call {
         failed.push_back(Failed(id, m.error()));
         continue;
       }
-      total += MessageSize(m.value());
       messages.push_back(std::move(m.value()));
       ids.push_back(id);
-    }
-    if (total > static_cast<size_t>(local::kMaxMessageBytes)) {
-      return Err(
-          "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong",
-          "Batch requests cannot be longer than " +
-              std::to_string(local::kMaxMessageBytes) +
-              " bytes. You have sent " + std::to_string(total) + " bytes.");
     }
     Json successful = Json::array();
     if (!messages.empty()) {
@@ -1009,11 +1237,14 @@ class SqsApi::Call {
       }
       return false;
     };
+    // "All", a name, or "PREFIX.*": the names that start with PREFIX (".*"
+    // has the empty prefix: all of them).
     auto want_attribute = [&](const std::string& attr) {
       for (const auto& n : attribute_names) {
-        if (n == "All" || n == ".*" || n == attr) return true;
-        if (n.size() > 2 && n.compare(n.size() - 2, 2, ".*") == 0 &&
-            attr.compare(0, n.size() - 1, n, 0, n.size() - 1) == 0) {
+        if (n == "All" || n == attr) return true;
+        const size_t prefix = n.size() - 2;
+        if (n.size() >= 2 && n.compare(prefix, 2, ".*") == 0 &&
+            attr.compare(0, prefix, n, 0, prefix) == 0) {
           return true;
         }
       }
@@ -1037,6 +1268,8 @@ class SqsApi::Call {
         system["ApproximateFirstReceiveTimestamp"] =
             std::to_string(m.first_received_at);
       }
+      if (!m.aws_trace_header.empty() && want_system("AWSTraceHeader"))
+        system["AWSTraceHeader"] = m.aws_trace_header;
       if (!system.empty()) j["Attributes"] = std::move(system);
       MessageAttributes selected;
       for (const auto& [attr_name, attr] : m.attributes) {
@@ -1068,10 +1301,17 @@ class SqsApi::Call {
     SQS_ASSIGN_OR_RETURN(std::string handle, RequiredString("ReceiptHandle"));
     auto results = api_.deletes_.Run(name, {handle});
     const Status& s = results.front().status;
-    if (s.ok()) return Json::object();
+    if (s.ok() || IsStaleHandle(s)) return Json::object();
     if (s.code() == StatusCode::kInvalidArgument)
       return ReceiptHandleIsInvalid(handle);
     return FromStatus(s);
+  }
+
+  // A delete with the handle of an earlier delivery: SQS documents that
+  // "the request will succeed, but the message might not be deleted", and
+  // so it is here (the store keeps the message for its newest handle).
+  static bool IsStaleHandle(const Status& delete_status) {
+    return delete_status.code() == StatusCode::kFailedPrecondition;
   }
 
   // A whole-request error if the store failed the batch as a whole (unknown
@@ -1110,7 +1350,7 @@ class SqsApi::Call {
       auto results = api_.deletes_.Run(name, handles);
       if (auto whole = WholeBatchError(results)) return *whole;
       for (size_t i = 0; i < results.size(); ++i) {
-        if (results[i].status.ok()) {
+        if (results[i].status.ok() || IsStaleHandle(results[i].status)) {
           successful.push_back(Json{{"Id", ids[i]}});
         } else {
           failed.push_back(Failed(ids[i], ReceiptHandleIsInvalid(handles[i])));
@@ -1299,10 +1539,11 @@ class SqsApi::Call {
   SqsApi& api_;
   const Json& in_;
   const std::string host_;
+  const std::string region_;  // the request's: its queues, its ARNs
 };
 
 ApiResponse SqsApi::Handle(std::string_view operation, std::string_view body,
-                           std::string_view host) {
+                           std::string_view host, std::string_view region) {
   Json in = body.empty() ? Json::object() : Json::parse(body, nullptr, false);
   if (in.is_discarded() || !in.is_object()) {
     return ErrorResponse(
@@ -1310,7 +1551,7 @@ ApiResponse SqsApi::Handle(std::string_view operation, std::string_view body,
                            std::string(operation) + ")"));
   }
   try {
-    Call call(*this, in, host);
+    Call call(*this, in, host, region);
     auto out = call.Run(operation);
     if (!out.ok()) return ErrorResponse(out.error());
     return ApiResponse{

@@ -1,11 +1,21 @@
 // SqsApi: the SQS JSON-protocol operations, served from a LocalQueueStore.
 //
 // Handle() takes one request as the HTTP layer received it (the operation
-// from X-Amz-Target without its "AmazonSQS." prefix, the JSON body, and the
-// Host header the client used) and returns the HTTP status and JSON body to
-// send. Queue URLs are built from that Host header
-// ("http://HOST/ACCOUNT/NAME") and ARNs from the configured region and
-// account ("arn:aws:sqs:REGION:ACCOUNT:NAME"). Every failure is an SQS error
+// from X-Amz-Target without its "AmazonSQS." prefix, the JSON body, the
+// Host header the client used, and the region the request was signed for)
+// and returns the HTTP status and JSON body to send.
+//
+// Queues are scoped by region, as in SQS: a request sees the queues of the
+// region it was signed for (unsigned requests: the configured region). The
+// configured region's queues are the store's own (local/queue_store.h), the
+// ones the rest of Cruncher uses. Queue URLs are built from the Host header
+// ("http://HOST/ACCOUNT/NAME") and ARNs from the request's region and the
+// account ("arn:aws:sqs:REGION:ACCOUNT:NAME").
+//
+// Tags and the Policy and RedriveAllowPolicy attributes are stored and
+// returned verbatim, as ElasticMQ does; no policy is enforced.
+//
+// Every failure is an SQS error
 // in the shape botocore and the AWS SDKs parse: a "__type" naming the modeled
 // exception and, for the x-amzn-query-error header, the legacy query-protocol
 // code that SDKs map to exception classes (QueueDoesNotExist is
@@ -66,6 +76,9 @@ SqsError UnknownOperationError(std::string message);
 SqsError AuthError(int http_status, const std::string& code,
                    std::string message);
 SqsError RequestTooLargeError(std::string message);
+// A SendMessageBatch whose messages together exceed 1 MiB; `bytes` is what
+// was sent.
+SqsError BatchRequestTooLong(size_t bytes);
 SqsError InternalError(std::string message);
 
 struct ApiResponse {
@@ -86,11 +99,12 @@ class SqsApi {
   SqsApi(local::LocalQueueStore& store, SqsApiOptions options);
 
   // Runs `operation` ("SendMessage", ...) with the JSON `body`. `host` is the
-  // request's Host header, used in the queue URLs returned. Unknown
+  // request's Host header, used in the queue URLs returned; `region` the
+  // request's signing region (empty: the configured one). Unknown
   // operations get UnknownOperationException; SQS operations this endpoint
-  // does not implement (tags, permissions) get UnsupportedOperation.
+  // does not implement (permissions) get UnsupportedOperation.
   ApiResponse Handle(std::string_view operation, std::string_view body,
-                     std::string_view host);
+                     std::string_view host, std::string_view region = {});
 
   // Whether `operation` is ReceiveMessage, the one that can block.
   static bool MayBlock(std::string_view operation) {

@@ -166,10 +166,19 @@ class SqsEndpoint::Impl::Session
         http::make_error_code(http::error::bad_version).category();
     if (ec == http::error::end_of_stream) return Shutdown();
     if (ec == http::error::body_limit) {
+      // A batch of messages over SQS's limit is refused as SQS refuses it,
+      // with the error clients catch for batches.
+      const auto& header = parser_->get();
+      const bool batch = header["X-Amz-Target"] == "AmazonSQS.SendMessageBatch";
+      const uint64_t length =
+          parser_->content_length().value_or(impl_.options_.max_body_bytes);
       return Respond(
-          SqsApi::ErrorResponse(RequestTooLargeError(
-              "Request body is larger than the limit of " +
-              std::to_string(impl_.options_.max_body_bytes) + " bytes.")),
+          SqsApi::ErrorResponse(
+              batch ? BatchRequestTooLong(static_cast<size_t>(length))
+                    : RequestTooLargeError(
+                          "Request body is larger than the limit of " +
+                          std::to_string(impl_.options_.max_body_bytes) +
+                          " bytes.")),
           "", /*close=*/true, 11);
     }
     if (ec && ec.category() == kHttpErrors &&
@@ -231,10 +240,16 @@ class SqsEndpoint::Impl::Session
     std::string host(req[http::field::host]);
     if (host.empty())
       host = impl_.options_.host + ":" + std::to_string(impl_.port_);
+    // Queues are scoped by the region the request was signed for; under
+    // require_auth the verifier has checked it is the configured one.
+    std::string region =
+        SigningRegion(std::string(req[http::field::authorization]))
+            .value_or("");
     bool queued = impl_.pool_->Submit([self = shared_from_this(), op, host,
-                                       keep_alive, version,
+                                       region = std::move(region), keep_alive,
+                                       version,
                                        body = std::move(req.body())]() mutable {
-      ApiResponse response = self->impl_.api_.Handle(op, body, host);
+      ApiResponse response = self->impl_.api_.Handle(op, body, host, region);
       net::post(self->stream_.get_executor(),
                 [self, op = std::move(op), keep_alive, version,
                  response = std::move(response)]() mutable {

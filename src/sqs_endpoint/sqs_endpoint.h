@@ -12,7 +12,9 @@
 //
 // With `require_auth`, every request must carry a valid SigV4 Authorization
 // header signed with one of `credentials` (access key id → secret) for the
-// configured region and service "sqs"; otherwise signatures are not checked.
+// configured region and service "sqs"; otherwise signatures are not checked,
+// and each request is served in the region it was signed for (unsigned: the
+// configured region), see sqs_api.h.
 //
 // Every error response is logged as one JSON line (event "sqs_error") with
 // the operation, code and message; the server keeps serving.

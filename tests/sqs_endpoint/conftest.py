@@ -46,9 +46,9 @@ class Server:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def make_client(url, key="AKIDDUMMY", secret="dummy", retries=0):
+def make_client(url, key="AKIDDUMMY", secret="dummy", retries=0, region="us-east-1"):
     return boto3.client(
-        "sqs", endpoint_url=url, region_name="us-east-1",
+        "sqs", endpoint_url=url, region_name=region,
         aws_access_key_id=key, aws_secret_access_key=secret,
         config=botocore.config.Config(retries={"total_max_attempts": retries + 1},
                                       read_timeout=60, max_pool_connections=32))
@@ -65,6 +65,15 @@ def server():
 @pytest.fixture(scope="module")
 def auth_server():
     s = Server("--auth", f"{ACCESS_KEY}:{SECRET_KEY}")
+    yield s
+    assert s.alive(), "the endpoint died during the tests"
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def regional_server():
+    """An endpoint whose configured region is not us-east-1."""
+    s = Server("--region", "eu-west-1")
     yield s
     assert s.alive(), "the endpoint died during the tests"
     s.stop()

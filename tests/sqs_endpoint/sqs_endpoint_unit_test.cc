@@ -76,6 +76,22 @@ TEST(SigV4Verifier, AcceptsAwsTestSuiteVectorAndRejectsTampering) {
             "IncompleteSignature");
 }
 
+TEST(SigningRegion, ReadsTheCredentialScope) {
+  EXPECT_EQ(SigningRegion("AWS4-HMAC-SHA256 Credential=AKID/20260101/us-west-2/"
+                          "sqs/aws4_request, SignedHeaders=host, Signature=00"),
+            "us-west-2");
+  EXPECT_EQ(SigningRegion("AWS4-HMAC-SHA256 Credential=AKID/20260101/"
+                          "eu-central-1/sqs/aws4_request"),
+            "eu-central-1");
+  for (const char* bad :
+       {"", "AWS4-HMAC-SHA256 Signature=00", "Credential=AKID/20260101",
+        "Credential=AKID/20260101/US-WEST-2/sqs/aws4_request",
+        "Credential=AKID/20260101//sqs/aws4_request",
+        "Credential=AKID/20260101/us west/sqs/aws4_request"}) {
+    EXPECT_EQ(SigningRegion(bad), std::nullopt) << bad;
+  }
+}
+
 TEST(WorkerPool, RunsBlockingTasksConcurrently) {
   constexpr int kTasks = 8;
   std::latch all_started(kTasks);
@@ -162,6 +178,33 @@ TEST_F(SqsApiTest, ErrorsCarryTypeAndQueryCode) {
             "com.amazon.coral.service#SerializationException");
   r = Call("Frobnicate", Json::object());
   EXPECT_EQ(r.error_code, "InvalidAction");
+}
+
+TEST_F(SqsApiTest, QueuesAreScopedByTheRequestRegion) {
+  auto in_region = [&](std::string_view op, const Json& in,
+                       std::string_view region) {
+    ApiResponse r = api_->Handle(op, in.dump(), "h", region);
+    EXPECT_EQ(r.http_status, 200) << op << ": " << r.body;
+    return Json::parse(r.body);
+  };
+  std::string url = in_region("CreateQueue", {{"QueueName", "tasks"}},
+                              "us-west-2")["QueueUrl"];
+  EXPECT_EQ(url, "http://h/000000000000/tasks");
+  EXPECT_EQ(in_region("GetQueueAttributes",
+                      {{"QueueUrl", url}, {"AttributeNames", {"QueueArn"}}},
+                      "us-west-2")["Attributes"]["QueueArn"],
+            "arn:aws:sqs:us-west-2:000000000000:tasks");
+  // Not a queue of the configured region, nor of another.
+  EXPECT_FALSE(store_->GetQueue("tasks").ok());
+  EXPECT_FALSE(Ok("ListQueues", Json::object()).contains("QueueUrls"));
+  EXPECT_EQ(api_->Handle("ListQueues", "{}", "h", "us-east-2").body, "{}");
+  EXPECT_EQ(in_region("ListQueues", Json::object(), "us-west-2")["QueueUrls"],
+            Json::array({url}));
+  // The configured region's queues are the store's own.
+  CreateQueue("home");
+  EXPECT_TRUE(store_->GetQueue("home").ok());
+  EXPECT_EQ(in_region("ListQueues", Json::object(), "us-east-1")["QueueUrls"],
+            Json::array({"http://h/000000000000/home"}));
 }
 
 TEST_F(SqsApiTest, BatchesReportPerEntryFailures) {

@@ -6,6 +6,7 @@
 //   --auth KEY:SECRET     require SigV4 with this key (repeatable)
 //   --durability full|normal   SQLite commit durability (default full)
 //   --host ADDR           bind address (default 127.0.0.1)
+//   --region REGION       the endpoint's configured region (default us-east-1)
 // Prints "PORT <n>" on stdout once serving, then runs until SIGTERM/SIGINT.
 #include <signal.h>
 
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
     std::cerr
         << "usage: " << argv[0]
         << " DATA_DIR [PORT] [--auth KEY:SECRET] [--durability full|normal]"
-           " [--host ADDR]\n";
+           " [--host ADDR] [--region REGION]\n";
     return 2;
   }
   // Block the stop signals before any thread starts, then wait for one.
@@ -61,6 +62,8 @@ int main(int argc, char** argv) {
                                    : cruncher::local::Durability::kNormal;
     } else if (arg == "--host") {
       options.host = value;
+    } else if (arg == "--region") {
+      options.region = value;
     } else {
       std::cerr << "unknown option " << arg << "\n";
       return 2;

@@ -242,8 +242,10 @@ def test_delay_and_visibility(sqs):
                                       VisibilityTimeout=10)
     assert error_code(e) == "AWS.SimpleQueueService.MessageNotInflight"
     assert isinstance(e.value, sqs.exceptions.MessageNotInflight)
-    with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    # Deleting with it succeeds but keeps the message, as SQS documents.
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessagesNotVisible"] == "1"
     sqs.delete_message(QueueUrl=url, ReceiptHandle=m2["ReceiptHandle"])
     with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
         sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
@@ -321,7 +323,8 @@ def test_client_errors(sqs):
         sqs.send_message(QueueUrl=small, MessageBody="x" * 1025)
     assert "Message must be shorter than 1024 bytes" in str(e.value)
     with pytest.raises(sqs.exceptions.UnsupportedOperation):
-        sqs.tag_queue(QueueUrl=url, Tags={"a": "b"})
+        sqs.add_permission(QueueUrl=url, Label="l", AWSAccountIds=["000000000000"],
+                           Actions=["SendMessage"])
 
 
 # ---- dead-letter queues ----
