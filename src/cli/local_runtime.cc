@@ -80,14 +80,14 @@ Status LocalRuntime::Start() {
   (void)!::ftruncate(lock_fd_, 0);
   (void)!::pwrite(lock_fd_, pid.data(), pid.size(), 0);
   CRUNCHER_RETURN_IF_ERROR(executor_.Start());
-  stop_ = false;
-  dispatch_thread_ = std::thread([this] { dispatcher_.Run(stop_); });
+  dispatch_thread_ =
+      std::jthread([this](std::stop_token stop) { dispatcher_.Run(stop); });
   return Status::Ok();
 }
 
 void LocalRuntime::Stop() {
   if (dispatch_thread_.joinable()) {
-    stop_ = true;
+    dispatch_thread_.request_stop();
     dispatch_thread_.join();
   }
   executor_.Stop();
