@@ -13,9 +13,6 @@ namespace cruncher::cli {
 
 void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o,
                        std::string& ack_text) {
-  // Locally a long poll is woken by the doorbell at once; short polls only
-  // keep Stop() prompt.
-  o.dispatcher.wait_seconds = 1;
   o.executor.slots =
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency()) * 4);
   cmd->add_option("--slots", o.executor.slots,
