@@ -50,6 +50,16 @@ std::size_t WriteHeader(char* data, std::size_t size, std::size_t n,
   return size * n;
 }
 
+// Called by libcurl often while data flows and about once a second while
+// the connection is idle (a long poll): one atomic load. Abandons the
+// exchange only before any of the response arrived, so that a response in
+// progress (messages already received by the server's count) is read whole.
+int AbortOnStop(void* user, curl_off_t /*dltotal*/, curl_off_t dlnow,
+                curl_off_t /*ultotal*/, curl_off_t /*ulnow*/) {
+  const auto* request = static_cast<const HttpRequest*>(user);
+  return dlnow == 0 && request->stop.stop_requested() ? 1 : 0;
+}
+
 }  // namespace
 
 std::string HttpResponse::Header(const std::string& lower_name) const {
@@ -82,6 +92,12 @@ void CurlHttpTransport::Return(void* handle) {
 
 HttpOutcome CurlHttpTransport::Send(const HttpRequest& request) {
   HttpOutcome out;
+  if (request.stop.stop_requested()) {
+    out.stopped = true;
+    out.status = Unavailable(request.method + " " + request.url +
+                             ": stopped before it was sent");
+    return out;
+  }
   CURL* curl = static_cast<CURL*>(Borrow());
   if (curl == nullptr) {
     out.status = Internal("curl_easy_init failed");
@@ -108,6 +124,11 @@ HttpOutcome CurlHttpTransport::Send(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out.response);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &WriteHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &out.response);
+  if (request.stop.stop_possible()) {
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &AbortOnStop);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &request);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  }
   if (request.method == "GET") {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   } else {
@@ -124,6 +145,7 @@ HttpOutcome CurlHttpTransport::Send(const HttpRequest& request) {
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
     out.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+    out.stopped = rc == CURLE_ABORTED_BY_CALLBACK;
     out.status = Unavailable(request.method + " " + request.url + ": " +
                              curl_easy_strerror(rc) + " (curl error " +
                              std::to_string(static_cast<int>(rc)) + ")");

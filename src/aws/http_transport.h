@@ -6,7 +6,9 @@
 //
 // A transport never retries and never interprets HTTP statuses: a 503 is a
 // successful exchange. Only failures to exchange a request (DNS, connect,
-// reset, timeout, TLS) are errors.
+// reset, timeout, TLS) are errors, and a stop requested through the
+// request's stop token while no response has begun to arrive (a long poll
+// being abandoned), which ends the exchange within about a second.
 //
 // Thread-safety: implementations are safe for concurrent use.
 #ifndef CRUNCHER_AWS_HTTP_TRANSPORT_H_
@@ -15,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +33,7 @@ struct HttpRequest {
   std::string body;
   long timeout_ms = 30000;         // whole exchange
   long connect_timeout_ms = 5000;  // TCP (+TLS) connect
+  std::stop_token stop;            // abandons the exchange (see above)
 };
 
 struct HttpResponse {
@@ -44,10 +48,12 @@ struct HttpResponse {
 // The result of one exchange. `status` is OK whenever a response arrived;
 // otherwise it is Unavailable, names the URL and the transport error, and
 // `timed_out` tells a timeout apart from other connection failures (retry
-// budgets charge timeouts more).
+// budgets charge timeouts more), `stopped` an exchange abandoned because the
+// request's stop was requested (not a failure of the server).
 struct HttpOutcome {
   Status status;
   bool timed_out = false;
+  bool stopped = false;
   HttpResponse response;
 };
 

@@ -1,8 +1,6 @@
 #include "aws/sqs_client.h"
 
-#include <chrono>
 #include <random>
-#include <thread>
 
 #include "aws/encoding.h"
 #include "aws/json_fields.h"
@@ -103,11 +101,6 @@ std::vector<std::vector<std::size_t>> ChunksOfTen(std::size_t n) {
 }
 
 SqsClientConfig WithDefaults(SqsClientConfig config) {
-  if (!config.sleep) {
-    config.sleep = [](Millis ms) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    };
-  }
   if (!config.jitter) {
     config.jitter = [] {
       thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -157,8 +150,17 @@ SqsClient::SqsClient(SqsClientConfig config,
       credentials_(std::move(credentials)),
       clock_(clock) {}
 
+bool SqsClient::Backoff(Millis delay, const std::stop_token& stop) const {
+  if (config_.sleep) {
+    config_.sleep(delay);
+    return !stop.stop_requested();
+  }
+  return clock_.SleepFor(delay, stop);
+}
+
 Result<json> SqsClient::Call(const std::string& operation, const json& input,
-                             const std::string& what, long timeout_ms) {
+                             const std::string& what, long timeout_ms,
+                             const std::stop_token& stop) {
   const std::string context = "sqs " + operation + " " + what;
   const std::string body = input.dump();
   std::string url = config_.endpoint;
@@ -181,11 +183,13 @@ Result<json> SqsClient::Call(const std::string& operation, const json& input,
     request.body = body;
     request.timeout_ms = timeout_ms;
     request.connect_timeout_ms = config_.connect_timeout_ms;
+    request.stop = stop;
     Result<SigV4Parts> signed_parts =
         SignV4(request, *creds, "sqs", config_.region, now);
     if (!signed_parts.ok()) return signed_parts.status().WithContext(context);
 
     HttpOutcome outcome = transport_->Send(request);
+    if (outcome.stopped) return outcome.status.WithContext(context);
     ErrorClass error_class;
     if (!outcome.status.ok()) {
       error_class = ErrorClass::kTransient;
@@ -242,7 +246,10 @@ Result<json> SqsClient::Call(const std::string& operation, const json& input,
                               std::to_string(attempt) + " attempt(s)");
     }
     acquired += cost;
-    config_.sleep(BackoffDelay(config_.retry, attempt, config_.jitter()));
+    if (!Backoff(BackoffDelay(config_.retry, attempt, config_.jitter()),
+                 stop)) {
+      return last.WithContext("stopped while waiting to retry");
+    }
   }
   return last.WithContext("gave up after " + std::to_string(attempt) +
                           " attempts");
@@ -258,7 +265,7 @@ std::vector<Status> SqsClient::RunBatch(
     std::vector<std::size_t> pending = chunk;
     for (int round = 1; !pending.empty(); ++round) {
       if (round > 1) {
-        config_.sleep(BackoffDelay(config_.retry, round - 1, config_.jitter()));
+        Backoff(BackoffDelay(config_.retry, round - 1, config_.jitter()), {});
       }
       json request = {{"QueueUrl", queue_url}, {"Entries", json::array()}};
       for (std::size_t i : pending) request["Entries"].push_back(entries[i]);
@@ -321,7 +328,7 @@ std::vector<Status> SqsClient::RunBatch(
 
 Result<std::vector<Message>> SqsClient::ReceiveMessage(
     const std::string& queue_url, int max_messages, int wait_seconds,
-    std::optional<int> visibility_seconds) {
+    std::optional<int> visibility_seconds, const std::stop_token& stop) {
   if (max_messages < 1 || max_messages > kMaxBatchEntries) {
     return InvalidArgument("sqs ReceiveMessage " + queue_url +
                            ": max_messages must be 1..10, got " +
@@ -342,12 +349,18 @@ Result<std::vector<Message>> SqsClient::ReceiveMessage(
       {"MessageAttributeNames", {"All"}},
   };
   if (visibility_seconds) request["VisibilityTimeout"] = *visibility_seconds;
-  CRUNCHER_ASSIGN_OR_RETURN(
-      json response, Call("ReceiveMessage", request, queue_url,
-                          wait_seconds * 1000L + config_.request_timeout_ms));
+  Result<json> response =
+      Call("ReceiveMessage", request, queue_url,
+           wait_seconds * 1000L + config_.request_timeout_ms, stop);
   std::vector<Message> out;
-  if (auto m = response.find("Messages");
-      m != response.end() && m->is_array()) {
+  if (!response.ok()) {
+    // Stopped: no response arrived (the transport abandons only those), so
+    // nothing was received; SQS answers an ended wait the same way.
+    if (stop.stop_requested()) return out;
+    return response.status();
+  }
+  if (auto m = response->find("Messages");
+      m != response->end() && m->is_array()) {
     for (const auto& j : *m) {
       Result<Message> msg = ParseMessage(j);
       if (!msg.ok()) {
@@ -618,9 +631,9 @@ Result<std::vector<MessageMoveTask>> SqsClient::ListMessageMoveTasks(
 
 Result<std::vector<Message>> SqsMessageQueue::Receive(
     int max_messages, int wait_seconds, std::optional<int> visibility_seconds,
-    const std::stop_token& /*stop*/) {
+    const std::stop_token& stop) {
   return client_->ReceiveMessage(queue_url_, max_messages, wait_seconds,
-                                 visibility_seconds);
+                                 visibility_seconds, stop);
 }
 
 Result<std::string> SqsMessageQueue::Send(const OutgoingMessage& message) {

@@ -28,6 +28,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,9 @@ struct SqsClientConfig {
   // Timeout of calls other than ReceiveMessage; a receive that long-polls for
   // W seconds gets W s + this.
   long request_timeout_ms = 20000;
-  // Seams for tests; the defaults sleep for real and draw uniform [0, 1).
+  // Seams for tests; by default retry backoffs wait on the client's Clock
+  // (ended early by a stop where the call has a stop token) and the jitter
+  // is drawn uniform from [0, 1).
   std::function<void(Millis)> sleep;
   std::function<double()> jitter;
 };
@@ -103,10 +106,13 @@ class SqsClient final {
   // ReceiveMessage with ApproximateReceiveCount, SentTimestamp,
   // ApproximateFirstReceiveTimestamp and all message attributes.
   // `max_messages` must be 1..10, `wait_seconds` 0..20 (InvalidArgument
-  // otherwise). An empty vector means nothing arrived in time.
+  // otherwise). An empty vector means nothing arrived in time. A stop
+  // requested through `stop` abandons the wait (the long poll's connection
+  // is closed within about a second) and any retry backoff, and the call
+  // returns an empty vector; a response already arriving is read whole.
   Result<std::vector<Message>> ReceiveMessage(
       const std::string& queue_url, int max_messages, int wait_seconds,
-      std::optional<int> visibility_seconds);
+      std::optional<int> visibility_seconds, const std::stop_token& stop = {});
 
   // Returns the new message's id.
   Result<std::string> SendMessage(const std::string& queue_url,
@@ -184,10 +190,14 @@ class SqsClient final {
   Millis clock_skew_ms() const { return skew_ms_.load(); }
 
  private:
-  // One operation with retries. `what` names the queue for messages.
+  // One operation with retries. `what` names the queue for messages. A stop
+  // requested through `stop` ends it at once with the last error.
   Result<nlohmann::json> Call(const std::string& operation,
                               const nlohmann::json& input,
-                              const std::string& what, long timeout_ms);
+                              const std::string& what, long timeout_ms,
+                              const std::stop_token& stop = {});
+  // Waits `delay` before a retry; false if `stop` ended the wait.
+  bool Backoff(Millis delay, const std::stop_token& stop) const;
 
   // Runs a batch operation over `entries` (each with a unique "Id" equal to
   // its index) in the given chunks, retrying entries that failed with

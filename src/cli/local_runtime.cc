@@ -13,9 +13,6 @@ namespace cruncher::cli {
 
 void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o,
                        std::string& ack_text) {
-  // Locally a long poll is woken by the doorbell at once; short polls only
-  // keep Stop() prompt.
-  o.dispatcher.wait_seconds = 1;
   o.executor.slots =
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency()) * 4);
   cmd->add_option("--slots", o.executor.slots,
@@ -80,14 +77,14 @@ Status LocalRuntime::Start() {
   (void)!::ftruncate(lock_fd_, 0);
   (void)!::pwrite(lock_fd_, pid.data(), pid.size(), 0);
   CRUNCHER_RETURN_IF_ERROR(executor_.Start());
-  stop_ = false;
-  dispatch_thread_ = std::thread([this] { dispatcher_.Run(stop_); });
+  dispatch_thread_ =
+      std::jthread([this](std::stop_token stop) { dispatcher_.Run(stop); });
   return Status::Ok();
 }
 
 void LocalRuntime::Stop() {
   if (dispatch_thread_.joinable()) {
-    stop_ = true;
+    dispatch_thread_.request_stop();
     dispatch_thread_.join();
   }
   executor_.Stop();

@@ -10,7 +10,6 @@
 #ifndef CRUNCHER_CLI_LOCAL_RUNTIME_H_
 #define CRUNCHER_CLI_LOCAL_RUNTIME_H_
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -43,6 +42,8 @@ class LocalRuntime {
 
   // FailedPrecondition if another executor holds the data directory.
   Status Start();
+  // Requests the dispatcher's stop (ending its long poll at once) and joins
+  // it, then stops the executor.
   void Stop();
   const dispatch::Dispatcher& dispatcher() const { return dispatcher_; }
 
@@ -51,8 +52,7 @@ class LocalRuntime {
   dispatch::Dispatcher dispatcher_;
   local::LocalExecutor executor_;
   int lock_fd_ = -1;
-  std::atomic<bool> stop_{false};
-  std::thread dispatch_thread_;
+  std::jthread dispatch_thread_;
 };
 
 }  // namespace cruncher::cli

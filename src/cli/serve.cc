@@ -165,6 +165,8 @@ int Run(ServeOptions& o) {
        {"slots", o.runtime.executor.slots},
        {"max_active", o.runtime.dispatcher.max_active},
        {"sqs", endpoint_fields}});
+  // The signal requests the dispatcher's stop (LocalRuntime::Stop), which
+  // ends its long poll at once, local or SQS.
   int sig = 0;
   sigwait(&signals, &sig);
   Log(LogLevel::kInfo, "stopping",
@@ -173,7 +175,8 @@ int Run(ServeOptions& o) {
   runtime.Stop();
   const auto& st = runtime.dispatcher().stats();
   Log(LogLevel::kInfo, "stopped",
-      {{"received", st.received.load()},
+      {{"receive_calls", st.receive_calls.load()},
+       {"received", st.received.load()},
        {"jobs_created", st.jobs_created.load()},
        {"poison", st.poison.load()},
        {"dead_lettered", st.dead_lettered.load()}});

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 namespace cruncher {
 
@@ -17,13 +18,34 @@ ExponentialBackoff ExponentialBackoff::Scaled(double factor) const {
           static_cast<Millis>(std::llround(static_cast<double>(cap) * factor))};
 }
 
+ItemBackoff::ItemBackoff(ExponentialBackoff policy, std::size_t capacity)
+    : policy_(policy), capacity_(std::max<std::size_t>(1, capacity)) {}
+
 Millis ItemBackoff::Failure(const std::string& item) {
-  return policy_.Delay(++failures_[item]);
+  auto it = items_.find(item);
+  if (it == items_.end()) {
+    if (items_.size() >= capacity_) {
+      items_.erase(order_.front());
+      order_.pop_front();
+    }
+    order_.push_back(item);
+    it = items_.emplace(item, Entry{0, std::prev(order_.end())}).first;
+  } else {
+    order_.splice(order_.end(), order_, it->second.order);
+  }
+  return policy_.Delay(++it->second.failures);
+}
+
+void ItemBackoff::Forget(const std::string& item) {
+  auto it = items_.find(item);
+  if (it == items_.end()) return;
+  order_.erase(it->second.order);
+  items_.erase(it);
 }
 
 int ItemBackoff::Failures(const std::string& item) const {
-  auto it = failures_.find(item);
-  return it == failures_.end() ? 0 : it->second;
+  auto it = items_.find(item);
+  return it == items_.end() ? 0 : it->second.failures;
 }
 
 TokenBucket::TokenBucket(double rate_per_second, double burst, Millis now)

@@ -8,8 +8,10 @@
 #ifndef CRUNCHER_CORE_BACKOFF_H_
 #define CRUNCHER_CORE_BACKOFF_H_
 
-#include <map>
+#include <cstddef>
+#include <list>
 #include <string>
+#include <unordered_map>
 
 #include "core/clock.h"
 
@@ -27,18 +29,33 @@ struct ExponentialBackoff {
 };
 
 // Per-item failure counts with exponential backoff (a workqueue's
-// ItemExponentialFailureRateLimiter).
+// ItemExponentialFailureRateLimiter), bounded: callers Forget an item on
+// every terminal outcome, and items they never hear of again (a message the
+// queue's redrive moved to its DLQ) are evicted, least recently failed
+// first, once `capacity` items are tracked. An evicted item that fails again
+// starts over at the base delay: a shorter backoff, never a lost item.
 class ItemBackoff {
  public:
-  explicit ItemBackoff(ExponentialBackoff policy) : policy_(policy) {}
+  static constexpr std::size_t kDefaultCapacity = 10'000;
+
+  explicit ItemBackoff(ExponentialBackoff policy,
+                       std::size_t capacity = kDefaultCapacity);
   // Records a failure of `item`; returns how long to wait before retrying.
   Millis Failure(const std::string& item);
-  void Forget(const std::string& item) { failures_.erase(item); }
+  void Forget(const std::string& item);
   int Failures(const std::string& item) const;
+  // Items with a failure count.
+  std::size_t size() const { return items_.size(); }
 
  private:
+  struct Entry {
+    int failures = 0;
+    std::list<std::string>::iterator order;
+  };
   ExponentialBackoff policy_;
-  std::map<std::string, int> failures_;
+  std::size_t capacity_;
+  std::list<std::string> order_;  // least recently failed first
+  std::unordered_map<std::string, Entry> items_;
 };
 
 // A token bucket: `rate` tokens per second, at most `burst` stored.

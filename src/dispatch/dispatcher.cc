@@ -1,8 +1,6 @@
 #include "dispatch/dispatcher.h"
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
 
 #include "core/job.h"
 #include "core/log.h"
@@ -19,6 +17,21 @@ bool IsPermanent(const Status& s) {
 int SecondsCeil(Millis ms) {
   return static_cast<int>(std::max<Millis>(0, (ms + 999) / 1000));
 }
+
+// While backpressure holds, how often the unfinished Jobs are counted again.
+constexpr Millis kBackpressurePoll = 200;
+
+// on-success: checks come every check interval, but at least four times per
+// visibility timeout (and no more than once a second, the receive wait's
+// granularity), so that a short timeout is extended several times over.
+Millis AdaptedCheckInterval(const DispatcherOptions& o) {
+  return std::min(o.check_interval,
+                  std::max<Millis>(1'000, o.visibility_seconds * 1000LL / 4));
+}
+
+// What a check may lag behind its due time: the create calls of the batch
+// received just before it, and the extension call's own latency.
+constexpr Millis kCheckLag = 2'000;
 
 }  // namespace
 
@@ -37,7 +50,8 @@ Dispatcher::Dispatcher(MessageQueue& source, MessageQueue* dead_letter,
       template_(job_template),
       options_(options),
       clock_(clock),
-      retry_backoff_(options.retry_backoff) {
+      retry_backoff_(options.retry_backoff, options.backoff_capacity),
+      check_interval_(AdaptedCheckInterval(options)) {
   if (options.create_per_second > 0) {
     create_bucket_.emplace(options.create_per_second, 10.0, clock.NowMillis());
   }
@@ -121,12 +135,21 @@ void Dispatcher::Release(const std::string& message_id,
 int Dispatcher::ReceiveWait(Millis now) const {
   int wait = options_.wait_seconds;
   if (!tracked_.empty()) {
-    wait = std::min(wait, std::max(1, SecondsCeil(next_check_ - now)));
+    // Whole seconds, rounded down: the check is never late for the wait.
+    wait = std::min(wait, static_cast<int>(
+                              std::max<Millis>(0, (next_check_ - now) / 1000)));
   }
   return wait;
 }
 
-Result<int> Dispatcher::RunOnce() {
+Millis Dispatcher::ExtendWhenLeft() const {
+  // Half the timeout, as before, unless that leaves less than the time to
+  // the next check and its lag: then at every check (a short timeout).
+  return std::max<Millis>(options_.visibility_seconds * 500LL,
+                          check_interval_ + kCheckLag);
+}
+
+Result<int> Dispatcher::RunOnce(const std::stop_token& stop) {
   Millis now = clock_.NowMillis();
   int batch = 10;
   if (options_.max_active > 0) {
@@ -136,7 +159,7 @@ Result<int> Dispatcher::RunOnce() {
     if (batch <= 0) {
       // Backpressure: the messages stay safely in the queue meanwhile.
       CheckTracked(now, false);
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      clock_.SleepFor(kBackpressurePoll, stop);
       return 0;
     }
   }
@@ -146,18 +169,23 @@ Result<int> Dispatcher::RunOnce() {
     int tokens = create_bucket_->Available(now);
     if (tokens == 0) {
       CheckTracked(now, false);
-      Millis wait = create_bucket_->NextAvailable(now) - now;
-      std::this_thread::sleep_for(
-          std::chrono::milliseconds(std::max<Millis>(1, wait)));
+      clock_.SleepUntil(create_bucket_->NextAvailable(now), stop);
       return 0;
     }
-    batch = tokens;
+    batch = std::min(batch, tokens);
+  }
+  if (!tracked_.empty() && next_check_ - now < 1'000) {
+    // The receive waits whole seconds: a check due within one comes first.
+    if (!clock_.SleepUntil(next_check_, stop)) return 0;
+    now = clock_.NowMillis();
+    CheckTracked(now, false);
   }
   std::optional<int> visibility;
   if (options_.ack == AckStrategy::kOnSuccess) {
     visibility = options_.visibility_seconds;
   }
-  auto received = source_.Receive(batch, ReceiveWait(now), visibility, {});
+  stats_.receive_calls++;
+  auto received = source_.Receive(batch, ReceiveWait(now), visibility, stop);
   if (!received.ok()) return received.status();
   now = clock_.NowMillis();
   if (create_bucket_)
@@ -171,6 +199,8 @@ Result<int> Dispatcher::RunOnce() {
     auto rendered = template_.RenderForMessage(m, source_.name());
     if (!rendered.ok()) {
       Poison(m, rendered.status().message());
+      retry_backoff_.Forget(
+          m.id);  // terminal: dead-lettered or left to redrive
       continue;
     }
     rendered_messages.push_back(&m);
@@ -188,6 +218,8 @@ Result<int> Dispatcher::RunOnce() {
     switch (Classify(m, job, created[i], &reason)) {
       case Outcome::kPoison:
         Poison(m, reason);
+        retry_backoff_.Forget(
+            m.id);  // terminal: dead-lettered or left to redrive
         break;
       case Outcome::kTransient: {
         stats_.transient_errors++;
@@ -200,12 +232,13 @@ Result<int> Dispatcher::RunOnce() {
         break;
       }
       case Outcome::kCreated:
-        // A redelivered message whose Job already exists keeps its failure
-        // count, so a Job that keeps failing backs off further each time.
-        if (created[i].ok()) retry_backoff_.Forget(m.id);
         if (options_.ack == AckStrategy::kOnCreate) {
+          retry_backoff_.Forget(m.id);  // terminal: acked
           to_delete.push_back(m.receipt_handle);
         } else {
+          // A redelivered message whose Job already exists keeps its failure
+          // count, so a Job that keeps failing backs off further each time.
+          if (created[i].ok()) retry_backoff_.Forget(m.id);
           tracked_.push_back({job, m.id, m.receipt_handle,
                               now + options_.visibility_seconds * 1000LL});
         }
@@ -230,7 +263,7 @@ Result<int> Dispatcher::RunOnce() {
 
 void Dispatcher::CheckTracked(Millis now, bool force) {
   if (tracked_.empty() || (!force && now < next_check_)) return;
-  next_check_ = now + options_.check_interval;
+  next_check_ = now + check_interval_;
   std::vector<std::string> complete;
   std::vector<Tracked> still;
   std::vector<std::string> extend;
@@ -257,7 +290,7 @@ void Dispatcher::CheckTracked(Millis now, bool force) {
       }
     }
     // Running, or its status is unknown for now: keep the message in flight.
-    if (t.visible_until - now < options_.visibility_seconds * 500LL) {
+    if (t.visible_until - now < ExtendWhenLeft()) {
       extend.push_back(t.receipt_handle);
       t.visible_until = now + options_.visibility_seconds * 1000LL;
     }
@@ -284,22 +317,20 @@ void Dispatcher::CheckTracked(Millis now, bool force) {
   }
 }
 
-void Dispatcher::Run(const std::atomic<bool>& stop) {
-  ItemBackoff loop_backoff(options_.retry_backoff);
-  while (!stop) {
-    auto n = RunOnce();
+void Dispatcher::Run(const std::stop_token& stop) {
+  int failures = 0;
+  while (!stop.stop_requested()) {
+    auto n = RunOnce(stop);
     if (n.ok()) {
-      loop_backoff.Forget("loop");
+      failures = 0;
       continue;
     }
-    Millis delay = loop_backoff.Failure("loop");
+    Millis delay = options_.retry_backoff.Delay(++failures);
     Log(LogLevel::kError, "dispatch_failed",
         {{"queue", source_.name()},
          {"error", n.status().ToString()},
          {"retry_in_ms", delay}});
-    for (Millis slept = 0; slept < delay && !stop; slept += 100) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    clock_.SleepFor(delay, stop);
   }
 }
 

@@ -18,15 +18,20 @@
 // the message in the queue, invisible for a per-message exponential backoff.
 // `max_active` stops receiving while that many Jobs of ours are unfinished;
 // `create_per_second` caps Job creations with a token bucket (the API
-// server's protection), taking only as many messages as there are tokens.
+// server's protection); a batch takes no more messages than either allows.
+//
+// Every wait (the long poll, backpressure, the backoff after a failure) goes
+// through the Clock and the caller's stop token, so a stop ends the loop at
+// once and tests drive time with a FakeClock.
 //
 // Thread-safety: one thread runs the loop; stats() may be read from others.
 #ifndef CRUNCHER_DISPATCH_DISPATCHER_H_
 #define CRUNCHER_DISPATCH_DISPATCHER_H_
 
 #include <atomic>
-#include <map>
+#include <cstddef>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -56,12 +61,17 @@ struct DispatcherOptions {
   // on-success: how long a received message stays invisible, renewed while
   // its Job runs.
   int visibility_seconds = 30;
-  Millis check_interval = 2'000;  // on-success Job status checks
+  // on-success Job status checks; shortened for short visibility timeouts
+  // (see CheckInterval in dispatcher.cc).
+  Millis check_interval = 2'000;
   // Backoff for transient errors and failed Jobs (on-success).
   ExponentialBackoff retry_backoff{1'000, 300'000};
+  // Messages whose failure counts are kept (see ItemBackoff).
+  std::size_t backoff_capacity = ItemBackoff::kDefaultCapacity;
 };
 
 struct DispatcherStats {
+  std::atomic<long long> receive_calls{0};  // requests to the source queue
   std::atomic<long long> received{0};
   std::atomic<long long> jobs_created{0};
   std::atomic<long long> jobs_existing{0};  // redeliveries of known messages
@@ -80,17 +90,23 @@ class Dispatcher {
              JobBackend& backend, const JobTemplate& job_template,
              DispatcherOptions options, Clock& clock = SystemClock::Get());
 
-  // One iteration: respect max_active, receive a batch (long poll), handle
-  // each message, then check on-success Jobs that are due. Returns the
-  // number of messages received; errors are logged and counted, and only a
-  // failure to reach the queue or the backend at all is returned.
-  Result<int> RunOnce();
-  // Loops until `stop` becomes true (checked between iterations).
-  void Run(const std::atomic<bool>& stop);
+  // One iteration: respect max_active and the create rate (waiting through
+  // the clock when neither allows a message now), receive a batch (long
+  // poll), handle each message, then check on-success Jobs that are due.
+  // Returns the number of messages received; errors are logged and counted,
+  // and only a failure to reach the queue or the backend at all is returned.
+  // A stop requested through `stop` ends any wait early (the receive then
+  // returns what it has, usually nothing).
+  Result<int> RunOnce(const std::stop_token& stop = {});
+  // Loops until `stop` is requested; after a failed iteration it waits an
+  // exponential backoff (1 s .. retry_backoff.cap) through the clock.
+  void Run(const std::stop_token& stop);
 
   const DispatcherStats& stats() const { return stats_; }
   // on-success: messages held in flight for running Jobs.
   size_t tracked() const { return tracked_.size(); }
+  // Messages whose failure count is kept for their retry backoff.
+  size_t backoff_entries() const { return retry_backoff_.size(); }
 
  private:
   struct Tracked {
@@ -109,6 +125,8 @@ class Dispatcher {
                const std::string& why);
   void CheckTracked(Millis now, bool force);
   int ReceiveWait(Millis now) const;
+  // on-success: extend a message's visibility when less than this remains.
+  Millis ExtendWhenLeft() const;
 
   MessageQueue& source_;
   MessageQueue* dead_letter_;
@@ -120,6 +138,7 @@ class Dispatcher {
   ItemBackoff retry_backoff_;
   std::vector<Tracked> tracked_;
   Millis next_check_ = 0;
+  const Millis check_interval_;  // on-success, adapted to the visibility
   std::optional<TokenBucket> create_bucket_;
 };
 

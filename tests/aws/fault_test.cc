@@ -4,11 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <stop_token>
+#include <thread>
 
 #include "aws/sqs_client.h"
+#include "fakes/test_util.h"
 #include "test_http_server.h"
 
 namespace cruncher::aws {
@@ -112,6 +116,41 @@ TEST(SqsFaultTest, SlowResponsesTimeOutAndAreRetried) {
       << failed.status().message();
   // Two timeout retries at 10 tokens each.
   EXPECT_EQ(client2->retry_tokens(), RetryTokenBucket::kCapacity - 20);
+}
+
+// Issue 8: a stop ends a long poll in progress at once (the dispatcher's
+// loop and `watch` stop within a second instead of after the 20 s wait).
+TEST(SqsFaultTest, StopAbandonsALongPollInProgress) {
+  TestHttpReply empty = TestHttpReply::Json(200, "{}");
+  empty.delay_ms = 20'000;  // a long poll on an empty queue
+  TestHttpServer server([&](const TestHttpRequest&) { return empty; });
+  SqsMessageQueue queue(ClientFor(server), QueueUrl(server));
+  std::stop_source stop;
+  std::chrono::steady_clock::time_point stopped_at;
+  std::thread stopper([&] {
+    EXPECT_TRUE(
+        cruncher::testing::WaitFor([&] { return server.requests() == 1; }));
+    stopped_at = std::chrono::steady_clock::now();
+    stop.request_stop();
+  });
+  auto got = queue.Receive(10, 20, std::nullopt, stop.get_token());
+  auto returned_at = std::chrono::steady_clock::now();
+  stopper.join();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->empty());
+  EXPECT_LT(returned_at - stopped_at, std::chrono::milliseconds(1'500));
+  EXPECT_EQ(server.requests(), 1);  // not retried
+
+  // The client still works afterwards, and a stop requested before the call
+  // sends nothing.
+  empty.delay_ms = 0;
+  auto again = queue.Receive(10, 0, std::nullopt, {});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(server.requests(), 2);
+  auto none = queue.Receive(10, 20, std::nullopt, stop.get_token());
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(server.requests(), 2);
 }
 
 TEST(SqsFaultTest, ConnectionResetsAreRetried) {

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <stop_token>
+#include <thread>
 
 #include "fakes/fake_clock.h"
+#include "fakes/test_util.h"
 #include "test_util.h"
 
 namespace cruncher::aws {
@@ -141,6 +144,42 @@ TEST(SqsClientTest, RetriesThrottlingAnd5xxThenSucceedsAndRefunds) {
   // Full jitter at 0.5: 50% of 50 ms, then of 100 ms.
   EXPECT_EQ(h.sleeps, (std::vector<Millis>{25, 50}));
   EXPECT_EQ(h.client->retry_tokens(), RetryTokenBucket::kCapacity);
+}
+
+// Issue 8: without the test seam, retry backoffs wait on the client's clock
+// and a stop ends them (and the receive, with nothing) at once.
+TEST(SqsClientTest, ReceiveRetryBackoffEndsOnStop) {
+  auto transport = std::make_shared<FakeTransport>([](const HttpRequest&, int) {
+    return SqsError(503, "ServiceUnavailable", "");
+  });
+  cruncher::testing::FakeClock clock;
+  clock.set_auto_advance(false);
+  SqsClientConfig config;
+  config.endpoint = "https://sqs.us-east-1.amazonaws.com";
+  config.region = "us-east-1";
+  config.retry.base_delay_ms = 60'000;
+  config.jitter = [] { return 0.5; };
+  AwsCredentials creds;
+  creds.access_key_id = "AKIATEST";
+  creds.secret_access_key = "secret";
+  auto client = std::make_shared<SqsClient>(
+      config, transport, std::make_shared<StaticCredentialsProvider>(creds),
+      clock);
+  SqsMessageQueue queue(client, kQueue);
+  std::stop_source stop;
+  Result<std::vector<Message>> got = Internal("not run");
+  std::thread receiver(
+      [&] { got = queue.Receive(10, 20, std::nullopt, stop.get_token()); });
+  // The retry backoff waits on the clock (a real sleep would never show).
+  EXPECT_TRUE(cruncher::testing::WaitFor([&] { return clock.sleepers() == 1; },
+                                         std::chrono::seconds(10)));
+  EXPECT_EQ(transport->requests().size(), 1u);
+  ASSERT_TRUE(transport->requests()[0].stop.stop_possible());
+  stop.request_stop();
+  receiver.join();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->empty());
+  EXPECT_EQ(transport->requests().size(), 1u);  // no retry after the stop
 }
 
 TEST(SqsClientTest, GivesUpAfterMaxAttemptsWithTheLastError) {

@@ -49,6 +49,30 @@ TEST(ItemBackoffTest, PerItemAndForget) {
   EXPECT_EQ(items.Failure("c"), 1'000);
 }
 
+TEST(ItemBackoffTest, CapacityEvictsTheLeastRecentlyFailedItem) {
+  ItemBackoff items(ExponentialBackoff{100, 10'000}, 3);
+  items.Failure("a");
+  items.Failure("b");
+  items.Failure("c");
+  items.Failure("a");  // "a" is now the most recent; "b" the oldest
+  EXPECT_EQ(items.size(), 3u);
+  items.Failure("d");
+  EXPECT_EQ(items.size(), 3u);
+  EXPECT_EQ(items.Failures("b"), 0);  // evicted
+  EXPECT_EQ(items.Failures("a"), 2);
+  EXPECT_EQ(items.Failures("c"), 1);
+  EXPECT_EQ(items.Failures("d"), 1);
+  items.Forget("c");
+  EXPECT_EQ(items.size(), 2u);
+  items.Forget("never-failed");  // a no-op
+  EXPECT_EQ(items.size(), 2u);
+  // A long-running controller: a million ids that fail once and are never
+  // heard of again stay within the bound.
+  for (int i = 0; i < 1'000'000; ++i) items.Failure(std::to_string(i));
+  EXPECT_EQ(items.size(), 3u);
+  EXPECT_EQ(items.Failures("999999"), 1);
+}
+
 TEST(TokenBucketTest, BurstThenRefillAtRate) {
   const Millis t0 = 1'000'000;
   TokenBucket bucket(2.0, 3.0, t0);  // 2 per second, burst 3

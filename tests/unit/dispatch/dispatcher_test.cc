@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
 #include <thread>
 
 #include "core/job.h"
@@ -337,13 +340,37 @@ TEST_F(DispatcherTest, CreateRateReceivesNoMoreThanTheTokens) {
   for (int i = 0; i < 14; ++i) source_.Add(R"({"msg": "x"})");
   EXPECT_EQ(RunOnce(*d), 10);  // the burst
   EXPECT_EQ(backend_.size(), 10u);
-  EXPECT_EQ(RunOnce(*d), 0);  // no token left: nothing received
+  // No token left: nothing received; it waits for the next token (0.5 s).
+  const Millis before = clock_.NowMillis();
+  EXPECT_EQ(RunOnce(*d), 0);
+  EXPECT_EQ(clock_.NowMillis() - before, 500);
   ASSERT_EQ(source_.receive_calls().size(), 1u);
-  clock_.Advance(1'000);  // two tokens
+  clock_.Advance(500);  // two tokens
   EXPECT_EQ(RunOnce(*d), 2);
   EXPECT_EQ(source_.receive_calls().back().max_messages, 2);
   EXPECT_EQ(backend_.size(), 12u);
   EXPECT_EQ(source_.size(), 2u);
+}
+
+// Defect 1: the token count replaced the batch size max_active allowed.
+TEST_F(DispatcherTest, MaxActiveAndCreateRateTogetherTakeTheSmallerBatch) {
+  DispatcherOptions options;
+  options.max_active = 2;
+  options.create_per_second = 5;  // a burst of 10 tokens
+  auto d = Make(options, false);
+  for (int i = 0; i < 10; ++i) source_.Add(R"({"msg": "x"})");
+  backend_.set_unfinished_override(1);
+  EXPECT_EQ(RunOnce(*d), 1);
+  ASSERT_EQ(source_.receive_calls().size(), 1u);
+  EXPECT_EQ(source_.receive_calls()[0].max_messages, 1);
+  EXPECT_EQ(backend_.size(), 1u);
+  // And the rate still bounds a batch when max_active would allow more.
+  backend_.set_unfinished_override(0);
+  options.max_active = 10;
+  options.create_per_second = 0.001;  // a burst of 10, then nearly nothing
+  auto slow = Make(options, false);
+  EXPECT_EQ(RunOnce(*slow), 9);  // the burst would be 10: 9 are left queued
+  EXPECT_EQ(RunOnce(*slow), 0);
 }
 
 TEST_F(DispatcherTest, BackpressureCountsRealUnfinishedJobs) {
@@ -375,31 +402,141 @@ TEST_F(DispatcherTest, BackendCountFailureIsReturned) {
 TEST_F(DispatcherTest, RunLoopsUntilStopped) {
   auto d = Make({}, false);
   for (int i = 0; i < 25; ++i) source_.Add(R"({"msg": "x"})");
-  std::atomic<bool> stop{false};
-  std::thread loop([&] { d->Run(stop); });
+  std::jthread loop([&](std::stop_token stop) { d->Run(stop); });
   bool done =
       cruncher::testing::WaitFor([&] { return d->stats().acked.load() == 25; });
-  stop = true;
+  loop.request_stop();
   loop.join();
   EXPECT_TRUE(done);
   EXPECT_EQ(backend_.size(), 25u);
   EXPECT_EQ(source_.size(), 0u);
 }
 
-TEST_F(DispatcherTest, RunSurvivesQueueErrorsAndStops) {
+TEST_F(DispatcherTest, RunBacksOffThroughTheClockAfterQueueErrors) {
+  clock_.set_auto_advance(false);
   auto d = Make({}, false);
   source_.set_receive_error(Unavailable("network"));
-  std::atomic<bool> stop{false};
-  std::thread loop([&] { d->Run(stop); });
-  EXPECT_TRUE(cruncher::testing::WaitFor(
-      [&] { return logs_.Contains("dispatch_failed"); }));
+  std::jthread loop([&](std::stop_token stop) { d->Run(stop); });
+  // The loop fails and waits its backoff (1 s) on the clock, not in real
+  // time: it stays there until the test moves the clock.
+  ASSERT_TRUE(
+      cruncher::testing::WaitFor([&] { return clock_.sleepers() == 1; }));
+  EXPECT_TRUE(logs_.Contains("dispatch_failed"));
+  EXPECT_EQ(source_.receive_calls().size(), 1u);
   source_.set_receive_error(Status());
   source_.Add(R"({"msg": "x"})");
-  // Retries after its backoff (1 s) and then works.
+  clock_.Advance(999);
+  EXPECT_EQ(source_.receive_calls().size(), 1u);
+  clock_.Advance(1);
   EXPECT_TRUE(
       cruncher::testing::WaitFor([&] { return d->stats().acked.load() == 1; }));
-  stop = true;
+  loop.request_stop();
   loop.join();
+}
+
+TEST_F(DispatcherTest, StopEndsTheBackoffWaitAtOnce) {
+  clock_.set_auto_advance(false);
+  DispatcherOptions options;
+  options.retry_backoff = {60'000, 300'000};
+  auto d = Make(options, false);
+  source_.set_receive_error(Unavailable("network"));
+  std::jthread loop([&](std::stop_token stop) { d->Run(stop); });
+  ASSERT_TRUE(
+      cruncher::testing::WaitFor([&] { return clock_.sleepers() == 1; }));
+  loop.request_stop();
+  loop.join();  // returns without the clock moving
+  EXPECT_EQ(source_.receive_calls().size(), 1u);
+}
+
+TEST_F(DispatcherTest, StopReachesTheReceive) {
+  // A queue whose receive blocks until it is stopped, as a long poll does.
+  class BlockingQueue final : public MessageQueue {
+   public:
+    std::string name() const override { return "blocking"; }
+    Result<std::vector<Message>> Receive(int, int wait_seconds,
+                                         std::optional<int>,
+                                         const std::stop_token& stop) override {
+      wait_seconds_ = wait_seconds;
+      std::mutex mu;
+      std::condition_variable_any cv;
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, stop, [] { return false; });
+      return std::vector<Message>();
+    }
+    Result<std::string> Send(const OutgoingMessage&) override {
+      return std::string();
+    }
+    std::vector<BatchEntryResult> DeleteBatch(
+        const std::vector<std::string>&) override {
+      return {};
+    }
+    std::vector<BatchEntryResult> ChangeVisibilityBatch(
+        const std::vector<std::string>&, int) override {
+      return {};
+    }
+    Result<QueueDepth> Depth() override { return QueueDepth{}; }
+    std::atomic<int> wait_seconds_{-1};
+  } queue;
+  DispatcherOptions options;
+  options.wait_seconds = 20;
+  Dispatcher d(queue, nullptr, backend_, template_, options, clock_);
+  std::jthread loop([&](std::stop_token stop) { d.Run(stop); });
+  ASSERT_TRUE(
+      cruncher::testing::WaitFor([&] { return queue.wait_seconds_ == 20; }));
+  loop.request_stop();
+  loop.join();
+  EXPECT_EQ(d.stats().receive_calls, 1);
+}
+
+// Defect 5: ids of finished messages were never forgotten.
+TEST_F(DispatcherTest, BackoffForgetsMessagesOnEveryTerminalOutcome) {
+  auto d = Make({}, true);
+  // A transient failure, then the message turns out to be poison: it goes
+  // to the DLQ, and its failure count with it.
+  std::string poison = source_.Add(R"({"msg": "x"})");
+  backend_.QueueCreateError(Unavailable("503"));
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(d->backoff_entries(), 1u);
+  clock_.Advance(1'000);
+  backend_.QueueCreateError(InvalidArgument("Job.batch is invalid"));
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(dlq_.size(), 1u);
+  EXPECT_EQ(d->backoff_entries(), 0u);
+  // A transient failure, then the Job exists (its first create succeeded
+  // after all) and the message is acked.
+  source_.Add(R"({"msg": "y"})");
+  backend_.QueueCreateError(Unavailable("503"));
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(d->backoff_entries(), 1u);
+  clock_.Advance(1'000);
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(d->stats().acked, 1);
+  EXPECT_EQ(d->backoff_entries(), 0u);
+  EXPECT_FALSE(source_.Find(poison).has_value());
+}
+
+TEST_F(DispatcherTest, BackoffEntriesAreCapped) {
+  // on-success: a failed Job's message is released and, after its last
+  // delivery, moved to the DLQ by the queue's redrive; the dispatcher never
+  // hears of it again. The cap bounds what such messages leave behind.
+  DispatcherOptions options;
+  options.ack = AckStrategy::kOnSuccess;
+  options.backoff_capacity = 5;
+  auto d = Make(options, false);
+  for (int i = 0; i < 20; ++i) {
+    std::string id = source_.Add(R"({"msg": "x"})");
+    EXPECT_EQ(RunOnce(*d), 1);
+    backend_.SetFailed(JobFor(id));
+    clock_.Advance(2'000);
+    EXPECT_EQ(RunOnce(*d), 0);
+    EXPECT_EQ(d->stats().released, i + 1);
+    EXPECT_LE(d->backoff_entries(), 5u);
+    // The queue's redrive takes it away.
+    auto stored = source_.Find(id);
+    ASSERT_TRUE(stored.has_value());
+    ASSERT_TRUE(source_.DeleteBatch({stored->handle}).front().status.ok());
+  }
+  EXPECT_EQ(d->backoff_entries(), 5u);
 }
 
 // --- on-success ----------------------------------------------------------
@@ -457,14 +594,54 @@ TEST_F(OnSuccessTest, KeepsTheMessageInFlightExtendsThenDeletesOnComplete) {
 }
 
 TEST_F(OnSuccessTest, ChecksStatusOnlyEveryCheckInterval) {
-  auto d = Make(Options(), false);
+  DispatcherOptions o = Options();
+  o.wait_seconds = 20;
+  auto d = std::make_unique<Dispatcher>(source_, nullptr, backend_, template_,
+                                        o, clock_);
   std::string id = source_.Add(R"({"msg": "x"})");
+  const Millis start = clock_.NowMillis();
   EXPECT_EQ(RunOnce(*d), 1);
   backend_.SetComplete(JobFor(id));
-  clock_.Advance(1'999);
+  clock_.Advance(999);
   EXPECT_EQ(RunOnce(*d), 0);
   EXPECT_TRUE(source_.Find(id).has_value());
-  clock_.Advance(1);
+  // The receive waits no longer than the next check (whole seconds).
+  EXPECT_EQ(source_.receive_calls().back().wait_seconds, 1);
+  // Within a second of the check, the loop waits for it on the clock and
+  // checks exactly on time.
+  clock_.Advance(1'000);
+  EXPECT_EQ(RunOnce(*d), 0);
+  EXPECT_EQ(clock_.NowMillis(), start + 2'000);
+  EXPECT_FALSE(source_.Find(id).has_value());
+}
+
+// Defect 6: at the smallest accepted visibility timeout (2 s) the message
+// was extended at half its timeout, checked every 2 s: too late.
+TEST_F(OnSuccessTest, ShortestVisibilityTimeoutIsExtendedInTime) {
+  DispatcherOptions o = Options();
+  o.visibility_seconds = 2;
+  o.wait_seconds = 20;
+  auto d = std::make_unique<Dispatcher>(source_, nullptr, backend_, template_,
+                                        o, clock_);
+  std::string id = source_.Add(R"({"msg": "x"})");
+  EXPECT_EQ(RunOnce(*d), 1);
+  backend_.SetRunning(JobFor(id));
+  // Drive the loop as it runs for real: each receive long-polls an empty
+  // queue for its whole wait, and every iteration costs 300 ms of calls.
+  const Millis end = clock_.NowMillis() + 120'000;
+  while (clock_.NowMillis() < end) {
+    ASSERT_EQ(RunOnce(*d), 0) << "redelivered while its Job ran, at "
+                              << clock_.NowMillis() - (end - 120'000) << " ms";
+    ASSERT_GT(source_.receive_calls().back().wait_seconds, 0)
+        << "the loop must not spin with short polls";
+    clock_.Advance(source_.receive_calls().back().wait_seconds * 1000LL + 300);
+  }
+  for (const auto& call : source_.visibility_calls())
+    EXPECT_EQ(call.seconds, 2);
+  EXPECT_EQ(source_.Depth()->in_flight, 1);
+  EXPECT_EQ(d->tracked(), 1u);
+  backend_.SetComplete(JobFor(id));
+  clock_.Advance(1'000);
   EXPECT_EQ(RunOnce(*d), 0);
   EXPECT_FALSE(source_.Find(id).has_value());
 }
