@@ -188,14 +188,6 @@ bool ValidBatchId(const std::string& id) {
   });
 }
 
-size_t MessageSize(const OutgoingMessage& m) {
-  size_t size = m.body.size();
-  for (const auto& [name, attr] : m.attributes) {
-    size += name.size() + attr.data_type.size() + attr.value.size();
-  }
-  return size;
-}
-
 // Queue attributes settable with CreateQueue / SetQueueAttributes.
 const std::set<std::string>& SettableAttributes() {
   static const std::set<std::string> kNames = {"VisibilityTimeout",
