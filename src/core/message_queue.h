@@ -51,6 +51,19 @@ struct OutgoingMessage {
   std::string aws_trace_header{};  // see Message
 };
 
+// SQS's limit on one message, its body and attributes together.
+inline constexpr int kMaxMessageBytes = 1024 * 1024;
+
+// What SQS counts against that limit: the body plus each attribute's name,
+// data type and value.
+inline size_t MessageSize(const OutgoingMessage& message) {
+  size_t size = message.body.size();
+  for (const auto& [name, attribute] : message.attributes) {
+    size += name.size() + attribute.data_type.size() + attribute.value.size();
+  }
+  return size;
+}
+
 // Outcome of one entry of a batch call; `status` is OK or why it failed.
 struct BatchEntryResult {
   std::string id;  // the caller's entry id (or the receipt handle)

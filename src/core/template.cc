@@ -111,12 +111,58 @@ json YamlToJson(const YAML::Node& node, const std::string& pointer,
   return nullptr;
 }
 
+// The JSON pointers of the strings the kubelet expands $(VAR) in: each
+// container's and init container's command and args words, env values and
+// volume mounts' subPathExpr (k8s.io/kubernetes/pkg/kubelet: command and
+// args in ExpandContainerCommandAndArgs, env in makeEnvironmentVariables,
+// subPathExpr in ExpandContainerVolumeMounts).
+std::set<std::string> KubeletExpandedFields(const json& manifest) {
+  std::set<std::string> out;
+  const json::json_pointer pod_spec_pointer("/spec/template/spec");
+  if (!manifest.contains(pod_spec_pointer)) return out;
+  const json& pod_spec = manifest[pod_spec_pointer];
+  if (!pod_spec.is_object()) return out;
+  auto add_list = [&out](const json& c, const std::string& base,
+                         const char* key, const char* field) {
+    auto list = c.find(key);
+    if (list == c.end() || !list->is_array()) return;
+    for (size_t j = 0; j < list->size(); ++j) {
+      std::string pointer = base + "/" + key + "/" + std::to_string(j);
+      if (field == nullptr) {
+        out.insert(pointer);
+      } else if ((*list)[j].is_object() && (*list)[j].contains(field)) {
+        out.insert(pointer + "/" + field);
+      }
+    }
+  };
+  for (const char* kind : {"containers", "initContainers"}) {
+    auto containers = pod_spec.find(kind);
+    if (containers == pod_spec.end() || !containers->is_array()) continue;
+    for (size_t i = 0; i < containers->size(); ++i) {
+      const json& c = (*containers)[i];
+      if (!c.is_object()) continue;
+      std::string base =
+          "/spec/template/spec/" + std::string(kind) + "/" + std::to_string(i);
+      add_list(c, base, "command", nullptr);
+      add_list(c, base, "args", nullptr);
+      add_list(c, base, "env", "value");
+      add_list(c, base, "volumeMounts", "subPathExpr");
+    }
+  }
+  return out;
+}
+
+// Where SubstituteTree finds the template's typed slots and kubelet fields.
+struct Slots {
+  const std::set<std::string>& typed;
+  const std::set<std::string>& kubelet_expanded;
+};
+
 Status SubstituteTree(json& node, const std::string& pointer,
-                      const std::set<std::string>& typed_slots,
-                      const TaskVariables& vars) {
+                      const Slots& slots, const TaskVariables& vars) {
   if (node.is_string()) {
     const std::string& text = node.get_ref<const std::string&>();
-    if (typed_slots.count(pointer)) {
+    if (slots.typed.count(pointer)) {
       auto name = LonePlaceholder(text);
       const json* value = name ? vars.Find(*name) : nullptr;
       if (value && (value->is_number() || value->is_boolean())) {
@@ -124,7 +170,10 @@ Status SubstituteTree(json& node, const std::string& pointer,
         return Status::Ok();
       }
     }
-    auto substituted = SubstitutePlaceholders(text, vars);
+    auto substituted = SubstitutePlaceholders(
+        text, vars,
+        slots.kubelet_expanded.count(pointer) ? FieldExpansion::kKubelet
+                                              : FieldExpansion::kNone);
     if (!substituted.ok()) {
       return substituted.status().WithContext(
           "at " + (pointer.empty() ? "/" : pointer));
@@ -133,12 +182,12 @@ Status SubstituteTree(json& node, const std::string& pointer,
   } else if (node.is_array()) {
     for (size_t i = 0; i < node.size(); ++i) {
       CRUNCHER_RETURN_IF_ERROR(SubstituteTree(
-          node[i], pointer + "/" + std::to_string(i), typed_slots, vars));
+          node[i], pointer + "/" + std::to_string(i), slots, vars));
     }
   } else if (node.is_object()) {
     for (auto& [key, value] : node.items()) {
       CRUNCHER_RETURN_IF_ERROR(SubstituteTree(
-          value, pointer + "/" + EscapePointerToken(key), typed_slots, vars));
+          value, pointer + "/" + EscapePointerToken(key), slots, vars));
     }
   }
   return Status::Ok();
@@ -147,7 +196,9 @@ Status SubstituteTree(json& node, const std::string& pointer,
 }  // namespace
 
 Result<std::string> SubstitutePlaceholders(std::string_view text,
-                                           const TaskVariables& vars) {
+                                           const TaskVariables& vars,
+                                           FieldExpansion expansion) {
+  const bool kubelet = expansion == FieldExpansion::kKubelet;
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
@@ -158,7 +209,9 @@ Result<std::string> SubstitutePlaceholders(std::string_view text,
     }
     char next = text[i + 1];
     if (next == '$') {
-      out.push_back('$');
+      // In a kubelet field the kubelet makes the literal `$` of `$$`: kept
+      // as a pair, it cannot join a value's text into a `$(VAR)`.
+      out.append(kubelet ? "$$" : "$");
       ++i;
       continue;
     }
@@ -189,7 +242,16 @@ Result<std::string> SubstitutePlaceholders(std::string_view text,
       return InvalidArgument("the message has no variable \"" + name +
                              "\" required by the template");
     }
-    out += TaskVariables::Text(*value);
+    std::string value_text = TaskVariables::Text(*value);
+    if (value_text.find('\0') != std::string::npos) {
+      return InvalidArgument("value of '" + name +
+                             "' contains a NUL character, which would cut it "
+                             "short in a process argument or environment");
+    }
+    for (char v : value_text) {
+      if (v == '$' && kubelet) out.push_back('$');
+      out.push_back(v);
+    }
     i = end - 1;
   }
   return out;
@@ -237,6 +299,7 @@ Result<JobTemplate> JobTemplate::Parse(std::string_view text,
     return fail("metadata.generateName/name must not contain placeholders");
   }
   tmpl.name_prefix_ = SanitizeJobNamePrefix(prefix);
+  tmpl.kubelet_expanded_ = KubeletExpandedFields(m);
   md.erase("generateName");
   md.erase("name");
   return tmpl;
@@ -252,7 +315,8 @@ Result<JobTemplate> JobTemplate::Load(const std::string& path) {
 
 Result<nlohmann::json> JobTemplate::Render(const TaskVariables& vars) const {
   json out = manifest_;
-  CRUNCHER_RETURN_IF_ERROR(SubstituteTree(out, "", typed_slots_, vars));
+  CRUNCHER_RETURN_IF_ERROR(
+      SubstituteTree(out, "", Slots{typed_slots_, kubelet_expanded_}, vars));
   return out;
 }
 

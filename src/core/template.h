@@ -7,8 +7,20 @@
 //   - `$name` and `${name}` are replaced by the variable's text (task.h);
 //     `$$` is a literal `$`; a `$` not followed by a name or `{` stays as is,
 //     so Kubernetes' own `$(VAR)` references survive.
+//   - Values arrive verbatim. The kubelet expands `$(VAR)` and turns `$$`
+//     into `$` in a container's `command`, `args`, `env[].value` and
+//     `volumeMounts[].subPathExpr` (containers and initContainers; the local
+//     executor does the same). In those fields a value's every `$` is
+//     written `$$`, and the template's own `$$` is kept for the kubelet to
+//     reduce, so the process sees exactly the message's value and the
+//     template's literal `$` alike, and a value can never form a `$(VAR)`
+//     reference (`"$(API_TOKEN)"` arrives as that text, not as the secret).
+//     Only a placeholder the template itself puts inside an unclosed
+//     `$(`...`)` is read by the kubelet as part of a variable name.
 //   - A placeholder whose variable is not in the message is an error for
-//     that message (InvalidArgument naming the variable).
+//     that message (InvalidArgument naming the variable), and so is a value
+//     holding a NUL character: no process argument or environment variable
+//     can carry one, so it would arrive cut short.
 //   - An unquoted YAML scalar that is exactly one placeholder takes the JSON
 //     type of a number or boolean value (`activeDeadlineSeconds: $deadline`
 //     with {"deadline": 60} renders 60); every other substitution is a string.
@@ -54,12 +66,20 @@ class JobTemplate {
  private:
   nlohmann::json manifest_;
   std::set<std::string> typed_slots_;  // JSON pointers of lone placeholders
+  // JSON pointers of the strings the kubelet expands (FieldExpansion).
+  std::set<std::string> kubelet_expanded_;
   std::string name_prefix_;
 };
 
-// Substitutes placeholders in one string (the rules above, always text).
-Result<std::string> SubstitutePlaceholders(std::string_view text,
-                                           const TaskVariables& vars);
+// What happens to a rendered string after Cruncher: kNone, nothing;
+// kKubelet, the kubelet's `$(VAR)` / `$$` expansion (see above).
+enum class FieldExpansion { kNone, kKubelet };
+
+// Substitutes placeholders in one string (the rules above, always text),
+// escaped for the expansion the field undergoes.
+Result<std::string> SubstitutePlaceholders(
+    std::string_view text, const TaskVariables& vars,
+    FieldExpansion expansion = FieldExpansion::kNone);
 
 }  // namespace cruncher
 

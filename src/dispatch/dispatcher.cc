@@ -1,6 +1,8 @@
 #include "dispatch/dispatcher.h"
 
 #include <algorithm>
+#include <iterator>
+#include <string_view>
 
 #include "core/job.h"
 #include "core/log.h"
@@ -32,6 +34,89 @@ Millis AdaptedCheckInterval(const DispatcherOptions& o) {
 // What a check may lag behind its due time: the create calls of the batch
 // received just before it, and the extension call's own latency.
 constexpr Millis kCheckLag = 2'000;
+
+// A reason cut shorter than this would no longer say what went wrong.
+constexpr size_t kMinReasonBytes = 64;
+constexpr std::string_view kTruncatedMark = " [truncated]";
+
+// `text` cut to at most `max` bytes at a UTF-8 character boundary (an SQS
+// String attribute must be valid Unicode).
+std::string Utf8Prefix(std::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return std::string(text.substr(0, end));
+}
+
+enum class ReasonFit { kWhole, kTruncated, kOmitted };
+
+const char* ToString(ReasonFit fit) {
+  switch (fit) {
+    case ReasonFit::kWhole:
+      return "whole";
+    case ReasonFit::kTruncated:
+      return "truncated";
+    case ReasonFit::kOmitted:
+      return "omitted: the body leaves no room";
+  }
+  return "";
+}
+
+// The copy of a poison message for the dead-letter queue, within the SQS
+// size limit (a copy over it is refused, and the queue's own redrive then
+// moves the message without any reason). The body and the message's own
+// attributes stay verbatim: they are the task as it was sent, which
+// `dlq redrive` puts back. Cruncher's attributes (those of an earlier
+// poisoning replaced) follow as far as they fit, most useful first: the
+// reason, cut short and marked if need be but not below kMinReasonBytes,
+// then the source message id, then the source queue. A body that leaves no
+// room for even a short reason goes alone; the caller's log line then holds
+// the only copy of the reason, with both message ids.
+OutgoingMessage DeadLetterCopy(const Message& message, std::string_view reason,
+                               const std::string& source_queue,
+                               ReasonFit* fit) {
+  OutgoingMessage copy{message.body, message.attributes};
+  for (const char* ours :
+       {kErrorAttribute, kSourceQueueAttribute, kSourceMessageIdAttribute}) {
+    copy.attributes.erase(ours);
+  }
+  const MessageAttribute kind;  // "String"
+  const size_t base = MessageSize(copy);
+  const std::pair<const char*, const std::string*> extras[] = {
+      {kSourceMessageIdAttribute, &message.id},
+      {kSourceQueueAttribute, &source_queue}};
+  for (size_t n = std::size(extras);; --n) {
+    size_t needed =
+        base + std::string_view(kErrorAttribute).size() + kind.data_type.size();
+    for (size_t k = 0; k < n; ++k) {
+      needed += std::string_view(extras[k].first).size() +
+                kind.data_type.size() + extras[k].second->size();
+    }
+    const size_t limit = kMaxMessageBytes;
+    const size_t room = needed <= limit ? limit - needed : 0;
+    if (needed <= limit && (reason.size() <= room || room >= kMinReasonBytes)) {
+      std::string value;
+      if (reason.size() <= room) {
+        value = std::string(reason);
+        *fit = ReasonFit::kWhole;
+      } else {
+        value = Utf8Prefix(reason, room - kTruncatedMark.size());
+        value += kTruncatedMark;
+        *fit = ReasonFit::kTruncated;
+      }
+      copy.attributes[kErrorAttribute] = {kind.data_type, std::move(value)};
+      for (size_t k = 0; k < n; ++k) {
+        copy.attributes[extras[k].first] = {kind.data_type, *extras[k].second};
+      }
+      return copy;
+    }
+    if (n == 0) break;
+  }
+  *fit = ReasonFit::kOmitted;
+  return copy;
+}
 
 }  // namespace
 
@@ -86,22 +171,23 @@ Dispatcher::Outcome Dispatcher::Classify(const Message& message,
   return IsPermanent(created) ? Outcome::kPoison : Outcome::kTransient;
 }
 
+// Every decision is logged with the message id and the whole reason, so the
+// reason survives even where the dead-letter copy has no room for it.
 void Dispatcher::Poison(const Message& message, const std::string& reason) {
   stats_.poison++;
+  const std::string why = reason.empty() ? "unknown" : reason;
   nlohmann::json fields = {{"queue", source_.name()},
                            {"message_id", message.id},
                            {"receive_count", message.receive_count},
-                           {"reason", reason}};
+                           {"reason", why}};
   if (dead_letter_ == nullptr) {
     fields["action"] = "left in the queue for its redrive policy";
     Log(LogLevel::kWarn, "poison_message", std::move(fields));
     return;
   }
-  OutgoingMessage copy{message.body, message.attributes};
-  copy.attributes[kErrorAttribute] = {"String",
-                                      reason.empty() ? "unknown" : reason};
-  copy.attributes[kSourceQueueAttribute] = {"String", source_.name()};
-  copy.attributes[kSourceMessageIdAttribute] = {"String", message.id};
+  ReasonFit fit = ReasonFit::kWhole;
+  OutgoingMessage copy = DeadLetterCopy(message, why, source_.name(), &fit);
+  fields["reason_attribute"] = ToString(fit);
   auto sent = dead_letter_->Send(copy);
   if (!sent.ok()) {
     // Not deleted: the message reappears and is tried again.
@@ -117,7 +203,8 @@ void Dispatcher::Poison(const Message& message, const std::string& reason) {
   stats_.dead_lettered++;
   fields["action"] = "sent to dead-letter queue " + dead_letter_->name();
   fields["dead_letter_message_id"] = *sent;
-  Log(LogLevel::kWarn, "poison_message", std::move(fields));
+  Log(fit == ReasonFit::kOmitted ? LogLevel::kError : LogLevel::kWarn,
+      "poison_message", std::move(fields));
 }
 
 void Dispatcher::Release(const std::string& message_id,

@@ -76,11 +76,11 @@ std::string ExpandEnvReferences(
         for (const auto& [k, v] : env) {
           if (k == name) value = &v;  // the last definition wins
         }
-        if (value) {
-          out += *value;
-          i = close;
-          continue;
-        }
+        // An unknown reference stays exactly as written, `$$` inside it
+        // included: the kubelet does not rescan it.
+        out += value ? *value : text.substr(i, close - i + 1);
+        i = close;
+        continue;
       }
     }
     out.push_back(text[i]);

@@ -41,8 +41,10 @@ struct LocalRunSpec {
 };
 
 // Expands Kubernetes' $(VAR) references from `env` (`$$` is a literal `$`,
-// so $$(VAR) is literal; unknown names stay as written), as the kubelet does
-// for command, args and env values.
+// so $$(VAR) is literal; unknown references stay exactly as written), as the
+// kubelet does for command, args and env values (k8s.io/kubernetes
+// third_party/forked/golang/expansion). Rendered templates escape values for
+// it (core/template.h), so values reach the process verbatim.
 std::string ExpandEnvReferences(
     const std::string& text,
     const std::vector<std::pair<std::string, std::string>>& env);

@@ -139,14 +139,6 @@ MessageAttributes AttributesFromJson(const std::string& text) {
   return out;
 }
 
-size_t MessageSize(const OutgoingMessage& m) {
-  size_t size = m.body.size();
-  for (const auto& [name, attr] : m.attributes) {
-    size += name.size() + attr.data_type.size() + attr.value.size();
-  }
-  return size;
-}
-
 // The message columns, in the order MessageFromRow reads them after `seq`.
 constexpr const char* kMessageColumns =
     "seq, message_id, body, attributes, sent_at, receive_count, "

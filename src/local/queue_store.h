@@ -39,7 +39,7 @@ namespace cruncher::local {
 inline constexpr int kMaxBatch = 10;
 inline constexpr int kMaxWaitSeconds = 20;
 inline constexpr int kMaxVisibilitySeconds = 12 * 3600;
-inline constexpr int kMaxMessageBytes = 1024 * 1024;
+inline constexpr int kMaxMessageBytes = cruncher::kMaxMessageBytes;
 
 struct RedrivePolicy {
   std::string dead_letter_queue;  // queue name

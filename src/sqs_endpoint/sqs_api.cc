@@ -218,14 +218,6 @@ size_t RawEntrySize(const Json& entry) {
   return size;
 }
 
-size_t MessageSize(const OutgoingMessage& m) {
-  size_t size = m.body.size();
-  for (const auto& [name, attr] : m.attributes) {
-    size += name.size() + attr.data_type.size() + attr.value.size();
-  }
-  return size;
-}
-
 // Queue attributes settable with CreateQueue / SetQueueAttributes.
 const std::set<std::string>& SettableAttributes() {
   static const std::set<std::string> kNames = {"VisibilityTimeout",

@@ -54,6 +54,7 @@ metadata:
     team: $team
   annotations:
     $literal-key: "${msg}"
+    price: 'cost $$5 and $$msg'
 spec:
   backoffLimit: $retries
   activeDeadlineSeconds: ${deadline}
@@ -109,11 +110,24 @@ TEST(TemplateTest, SubstitutesPlaceholdersInStrings) {
   EXPECT_EQ(job["metadata"]["labels"]["team"], "blue");
 }
 
+// The text the kubelet's `$(VAR)` expansion turns back into `value`.
+std::string KubeletEscaped(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '$') out.push_back('$');
+    out.push_back(c);
+  }
+  return out;
+}
+
 TEST(TemplateTest, DollarDollarIsLiteralDollar) {
   JobTemplate t = MustParse(kTemplate);
   json job = MustRender(t, BodyWithMsg("x"));
+  EXPECT_EQ(job["metadata"]["annotations"]["price"], "cost $5 and $msg");
+  // In a field the kubelet expands, it reduces the pair itself: the process
+  // sees "cost $5 and $msg" too.
   EXPECT_EQ(job["spec"]["template"]["spec"]["containers"][0]["env"][2]["value"],
-            "cost $5 and $msg");
+            "cost $$5 and $$msg");
 }
 
 TEST(TemplateTest, KubernetesEnvReferencesArePreserved) {
@@ -310,7 +324,7 @@ TEST(TemplateTest, NoValueChangesTheManifestStructure) {
       "~",
       "",
       "\\u0000 \\\" backslashes \\",
-      std::string("nul\0byte", 8),
+      "a$$b $(API_TOKEN) $$(HOME) ${msg} $msg $ $",
       "unicode: h\xC3\xA9llo \xF0\x9F\x8C\x8D",
       std::string(2 * 1024 * 1024, 'x'),
       std::string(100000, '\n') + ": -",
@@ -321,14 +335,121 @@ TEST(TemplateTest, NoValueChangesTheManifestStructure) {
     json job = MustRender(t, BodyWithMsg(value));
     EXPECT_EQ(Pointers(job), expected);
     const json& c = job["spec"]["template"]["spec"]["containers"][0];
-    // The value arrives verbatim, as a string, wherever it was placed.
-    EXPECT_EQ(c["args"][0], json(value));
-    EXPECT_EQ(c["args"][1], json("prefix-" + value + "-suffix"));
-    EXPECT_EQ(c["env"][0]["value"], json(value));
-    EXPECT_EQ(c["command"][2], json("echo " + value + "; echo $(HOME)"));
+    // The value arrives verbatim, as a string, wherever it was placed: in
+    // the fields the kubelet expands, in the form it expands to the value.
+    EXPECT_EQ(job["metadata"]["annotations"]["$literal-key"], json(value));
+    const std::string escaped = KubeletEscaped(value);
+    EXPECT_EQ(c["args"][0], json(escaped));
+    EXPECT_EQ(c["args"][1], json("prefix-" + escaped + "-suffix"));
+    EXPECT_EQ(c["env"][0]["value"], json(escaped));
+    EXPECT_EQ(c["command"][2], json("echo " + escaped + "; echo $(HOME)"));
     EXPECT_EQ(job["kind"], "Job");
     EXPECT_EQ(job["spec"]["backoffLimit"], json(2));
   }
+}
+
+// Defect 13: the kubelet (and the local executor, alike) expands `$(VAR)`
+// and reduces `$$` in these fields after rendering; values are escaped there
+// so that the process sees them verbatim, and only there.
+TEST(TemplateTest, ValuesInFieldsTheKubeletExpandsAreEscaped) {
+  JobTemplate t = MustParse(R"yaml(
+kind: Job
+metadata:
+  labels: {v: "$v"}
+  annotations: {v: "$v"}
+spec:
+  template:
+    spec:
+      initContainers:
+      - name: init
+        image: "img-$v"
+        command: ["sh", "-c", "echo $v"]
+        args: ["$v"]
+        env: [{name: INIT, value: "$v"}]
+      containers:
+      - name: main
+        image: busybox
+        workingDir: "/work/$v"
+        command: ["run", "$v"]
+        args: ["--value=${v}", "$(API_TOKEN)", "$$(API_TOKEN)", "$$$v"]
+        env:
+        - {name: API_TOKEN, value: "s3cret"}
+        - {name: V, value: "$v"}
+        - {name: FROM, valueFrom: {fieldRef: {fieldPath: "$v"}}}
+        volumeMounts:
+        - {name: data, mountPath: "/data/$v", subPathExpr: "$v"}
+        livenessProbe: {exec: {command: ["check", "$v"]}}
+      - name: sidecar
+        image: busybox
+        args: ["$v"]
+)yaml");
+  for (const std::string v : {"a$$b", "$(API_TOKEN)", "(API_TOKEN)", "$"}) {
+    SCOPED_TRACE(v);
+    json job = MustRender(t, {{"v", v}});
+    const std::string e = KubeletEscaped(v);
+    const json& pod = job["spec"]["template"]["spec"];
+    const json& init = pod["initContainers"][0];
+    EXPECT_EQ(init["command"], json({"sh", "-c", "echo " + e}));
+    EXPECT_EQ(init["args"], json({e}));
+    EXPECT_EQ(init["env"][0]["value"], e);
+    const json& main = pod["containers"][0];
+    EXPECT_EQ(main["command"], json({"run", e}));
+    // The template's own references and `$$` stay for the kubelet; the
+    // literal `$` a template writes before a value cannot pair with it.
+    EXPECT_EQ(main["args"], json({"--value=" + e, "$(API_TOKEN)",
+                                  "$$(API_TOKEN)", "$$" + e}));
+    EXPECT_EQ(main["env"][0]["value"], "s3cret");
+    EXPECT_EQ(main["env"][1]["value"], e);
+    EXPECT_EQ(main["volumeMounts"][0]["subPathExpr"], e);
+    EXPECT_EQ(pod["containers"][1]["args"], json({e}));
+    // Fields the kubelet does not expand take the value verbatim.
+    EXPECT_EQ(job["metadata"]["labels"]["v"], v);
+    EXPECT_EQ(job["metadata"]["annotations"]["v"], v);
+    EXPECT_EQ(init["image"], "img-" + v);
+    EXPECT_EQ(main["workingDir"], "/work/" + v);
+    EXPECT_EQ(main["env"][2]["valueFrom"]["fieldRef"]["fieldPath"], v);
+    EXPECT_EQ(main["volumeMounts"][0]["mountPath"], "/data/" + v);
+    EXPECT_EQ(main["livenessProbe"]["exec"]["command"], json({"check", v}));
+  }
+}
+
+TEST(TemplateTest, KubeletExpansionModeOfOneString) {
+  auto vars = MustVars({{"v", "$(A)$$"}, {"n", 5}});
+  auto s = SubstitutePlaceholders("x $v $$ $(HOME) ${v} $n $", vars,
+                                  FieldExpansion::kKubelet);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*s, "x $$(A)$$$$ $$ $(HOME) $$(A)$$$$ 5 $");
+  auto plain = SubstitutePlaceholders("x $v $$ $(HOME) ${v} $n $", vars);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(*plain, "x $(A)$$ $ $(HOME) $(A)$$ 5 $");
+}
+
+// Defect 14: a NUL would cut the value short in argv or the environment.
+TEST(TemplateTest, NulInASubstitutedValueIsAnErrorNamingIt) {
+  JobTemplate t = MustParse(kTemplate);
+  auto r = t.Render(MustVars(BodyWithMsg(std::string("a\0b", 3))));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(
+      r.status().message().find("value of 'msg' contains a NUL character"),
+      std::string::npos)
+      << r.status().message();
+  Message m{
+      "id", R"({"msg": "a\u0000b", "team": "t", "retries": 1,
+                     "deadline": 2})", "h", 1, 0, 0,
+      {}};
+  auto rendered = t.RenderForMessage(m, "q");
+  ASSERT_FALSE(rendered.ok());
+  EXPECT_NE(rendered.status().message().find("'msg'"), std::string::npos);
+  // A NUL the template never places, or one inside an object (written as
+  // JSON text, \u0000), is harmless.
+  json unused = BodyWithMsg("ok");
+  unused["extra"] = std::string("a\0b", 3);
+  EXPECT_TRUE(t.Render(MustVars(unused)).ok());
+  auto nested = SubstitutePlaceholders(
+      "$o", MustVars({{"o", {{"k", std::string("a\0b", 3)}}}}));
+  ASSERT_TRUE(nested.ok()) << nested.status().ToString();
+  EXPECT_EQ(*nested, "{\"k\":\"a\\u0000b\"}");
 }
 
 TEST(TemplateTest, StructureUnchangedForWholeTemplateWithStringValues) {

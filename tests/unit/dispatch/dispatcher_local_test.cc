@@ -207,6 +207,72 @@ TEST_F(DispatcherLocalTest, PoisonGoesToTheDeadLetterQueueWithTheReason) {
   EXPECT_TRUE(jobs_->List()->empty());
 }
 
+// The one poison_message log line of a test, parsed.
+nlohmann::json PoisonLogLine(const std::vector<std::string>& lines) {
+  nlohmann::json found;
+  for (const auto& line : lines) {
+    auto parsed = nlohmann::json::parse(line, nullptr, false);
+    if (parsed.is_object() && parsed.value("event", "") == "poison_message") {
+      EXPECT_TRUE(found.is_null()) << "a second poison_message line: " << line;
+      found = parsed;
+    }
+  }
+  EXPECT_TRUE(found.is_object()) << "no poison_message line";
+  return found;
+}
+
+// Defect 12: the dead-letter copy of a body at the size limit plus its reason
+// was over the limit, so the send failed and the queue's own redrive later
+// moved the message without any reason. The body goes alone (nothing else
+// fits beside it) and the reason is in the log with both message ids.
+TEST_F(DispatcherLocalTest, PoisonBodyOfExactlyTheMaximumSizeKeepsItsReason) {
+  std::vector<std::string> lines;
+  SetLogSink([&lines](const std::string& line) { lines.push_back(line); });
+  auto d = Make(AckStrategy::kOnCreate);
+  const std::string body(local::kMaxMessageBytes, 'x');  // not JSON: poison
+  std::string id = Send(body);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(d->stats().dead_lettered, 1);
+  EXPECT_EQ(Total("tasks"), 0);
+  auto dead = queues_->Peek("errors", 10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].body, body);
+  EXPECT_TRUE((*dead)[0].attributes.empty());
+  nlohmann::json logged = PoisonLogLine(lines);
+  EXPECT_EQ(logged.value("level", ""), "error");
+  EXPECT_EQ(logged.value("message_id", ""), id);
+  EXPECT_EQ(logged.value("dead_letter_message_id", ""), (*dead)[0].id);
+  EXPECT_EQ(logged.value("reason", ""), "message body is not valid JSON");
+  EXPECT_EQ(logged.value("reason_attribute", ""),
+            "omitted: the body leaves no room");
+}
+
+// Near the limit the reason comes first: it goes whole, and the source
+// attributes that no longer fit beside it are left off.
+TEST_F(DispatcherLocalTest, PoisonNearTheSizeLimitKeepsTheReasonAttribute) {
+  std::vector<std::string> lines;
+  SetLogSink([&lines](const std::string& line) { lines.push_back(line); });
+  auto d = Make(AckStrategy::kOnCreate);
+  const std::string reason = "message body is not valid JSON";
+  const size_t reason_attribute = std::string(kErrorAttribute).size() +
+                                  std::string("String").size() + reason.size();
+  const std::string body(local::kMaxMessageBytes - reason_attribute, 'x');
+  std::string id = Send(body);
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(Total("tasks"), 0);
+  auto dead = queues_->Peek("errors", 10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].body, body);
+  EXPECT_EQ((*dead)[0].attributes,
+            (MessageAttributes{{kErrorAttribute, {"String", reason}}}));
+  nlohmann::json logged = PoisonLogLine(lines);
+  EXPECT_EQ(logged.value("message_id", ""), id);
+  EXPECT_EQ(logged.value("reason_attribute", ""), "whole");
+}
+
 TEST_F(DispatcherLocalTest, BackendRejectionIsPoison) {
   // The local backend cannot run a Job without a command: InvalidArgument.
   auto t = JobTemplate::Parse(

@@ -263,6 +263,45 @@ TEST_F(DispatcherTest, DeadLetterSendFailureKeepsTheMessage) {
   EXPECT_TRUE(source_.deleted_handles().empty());
 }
 
+// Defect 12: a long reason beside a body near the size limit is cut short
+// (whole UTF-8 characters, marked) so that the copy fits; the message's own
+// attributes stay, and the reason of an earlier poisoning is replaced.
+TEST_F(DispatcherTest, LongReasonIsTruncatedToFitTheSizeLimit) {
+  auto d = Make({}, true);
+  std::string reason = "Job.batch is invalid: ";
+  while (reason.size() < 5000)
+    reason += "d\xC3\xA9j\xC3\xA0 vu ";  // 2-byte é, à
+  backend_.QueueCreateError(InvalidArgument(reason));
+  const std::string pad(kMaxMessageBytes - 1000, 'p');
+  const std::string body = json{{"msg", "x"}, {"pad", pad}}.dump();
+  OutgoingMessage m{body,
+                    {{"origin", {"String", "producer"}},
+                     {kErrorAttribute, {"String", "an earlier reason"}}},
+                    0};
+  std::string id = source_.Send(m).value();
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(d->stats().dead_lettered, 1);
+  ASSERT_EQ(dlq_.size(), 1u);
+  const Message dead = dlq_.messages()[0].message;
+  EXPECT_EQ(dead.body, body);
+  EXPECT_EQ(dead.attributes.at("origin").value, "producer");
+  EXPECT_EQ(dead.attributes.at(kSourceMessageIdAttribute).value, id);
+  EXPECT_EQ(dead.attributes.at(kSourceQueueAttribute).value, "tasks");
+  const std::string& got = dead.attributes.at(kErrorAttribute).value;
+  const std::string mark = " [truncated]";
+  ASSERT_GT(got.size(), mark.size());
+  EXPECT_EQ(got.substr(got.size() - mark.size()), mark);
+  const std::string kept = got.substr(0, got.size() - mark.size());
+  const std::string full = InvalidArgument(reason).ToString();
+  EXPECT_EQ(full.substr(0, kept.size()), kept);
+  EXPECT_NE((static_cast<unsigned char>(full[kept.size()]) & 0xC0), 0x80)
+      << "cut inside a UTF-8 character";
+  const size_t size = MessageSize(OutgoingMessage{dead.body, dead.attributes});
+  EXPECT_LE(size, static_cast<size_t>(kMaxMessageBytes));
+  EXPECT_GE(size, static_cast<size_t>(kMaxMessageBytes) - 1);  // all room used
+  EXPECT_TRUE(logs_.Contains(reason));  // whole, in the log
+}
+
 TEST_F(DispatcherTest, TransientBackendErrorLeavesTheMessageWithBackoff) {
   DispatcherOptions options;
   options.retry_backoff = {1'000, 60'000};

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <thread>
 
+#include "core/template.h"
 #include "fakes/job_store_util.h"
 #include "fakes/test_util.h"
 #include "local/job_store.h"
@@ -195,6 +196,42 @@ TEST_F(ExecutorTest, LiteralEnvReferenceIsPassedThrough) {
                   {{{"name", "NAME"}, {"value", "x"}}}));
   WaitFinished("lit");
   EXPECT_EQ(Logs("lit").at(0).output, "$(NAME) $(UNSET)\n");
+}
+
+// Defect 13: values with `$` reach the process as the message wrote them,
+// not expanded against the template's env (its secret stays out of logs).
+TEST_F(ExecutorTest, RenderedValuesReachTheProcessVerbatim) {
+  auto t = JobTemplate::Parse(R"yaml(
+kind: Job
+metadata: {generateName: v-}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      containers:
+      - name: c
+        image: busybox
+        # The template's own `$$` is a literal `$`, here for the shell.
+        command: ["sh", "-c", 'printf "%s|%s|%s" "$$1" "$$V" "$$API_TOKEN"', sh]
+        args: ["$v"]
+        env:
+        - {name: API_TOKEN, value: s3cret}
+        - {name: V, value: "$v"}
+)yaml",
+                              "job.yaml");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  StartExecutor();
+  int n = 0;
+  for (const std::string v : {"a$$b", "$(API_TOKEN)", "$$(V) $"}) {
+    Message m{
+        "id-" + std::to_string(++n), json{{"v", v}}.dump(), "h", 1, 0, 0, {}};
+    auto job = t->RenderForMessage(m, "tasks");
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+    Create(*job);
+    std::string name = (*job)["metadata"]["name"];
+    EXPECT_EQ(WaitFinished(name).state(), JobState::kComplete);
+    EXPECT_EQ(Logs(name).at(0).output, v + "|" + v + "|s3cret");
+  }
 }
 
 TEST_F(ExecutorTest, CommandNotFoundFailsWithTheReasonInTheLog) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "core/job.h"
+#include "core/task.h"
+#include "core/template.h"
 
 namespace cruncher::local {
 namespace {
@@ -48,6 +50,48 @@ TEST(ExpandEnvReferencesTest, KubeletRules) {
   EXPECT_EQ(ExpandEnvReferences("$B ${B} $", env), "$B ${B} $");
   EXPECT_EQ(ExpandEnvReferences("$(B", env), "$(B");
   EXPECT_EQ(ExpandEnvReferences("", env), "");
+  // An unknown reference is written back as it stands, without a rescan.
+  EXPECT_EQ(ExpandEnvReferences("$(UN$$KNOWN) $$", env), "$(UN$$KNOWN) $");
+  EXPECT_EQ(ExpandEnvReferences("$(X $(B)", env), "$(X $(B)");
+  EXPECT_EQ(ExpandEnvReferences("$() $)", env), "$() $)");
+}
+
+// Defect 13: a rendered template's values survive the expansion verbatim,
+// whatever `$` they hold, and the template's own references still work.
+TEST(ExpandEnvReferencesTest, RenderedValuesArriveVerbatim) {
+  auto t = JobTemplate::Parse(R"yaml(
+kind: Job
+spec:
+  template:
+    spec:
+      containers:
+      - name: c
+        command: ["sh", "-c", "echo $v $(API_TOKEN) $$(API_TOKEN)", "$$$v"]
+        args: ["$v", "x${v}y"]
+        env:
+        - {name: API_TOKEN, value: "s3cret"}
+        - {name: V, value: "$v"}
+        - {name: REF, value: "$(V)"}
+)yaml",
+                              "job.yaml");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  for (const std::string v :
+       {"a$$b", "$(API_TOKEN)", "$$(API_TOKEN)", "(API_TOKEN)", "$", "$$",
+        "$(V)", "$(", "$(API_TOKEN", ")", "a$b$(c)$$(d)$$$(e)", "plain"}) {
+    SCOPED_TRACE(v);
+    auto vars = TaskVariables::FromBody(json{{"v", v}}.dump());
+    ASSERT_TRUE(vars.ok());
+    auto job = t->Render(*vars);
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+    LocalRunSpec spec = MustSpec(*job);
+    EXPECT_EQ(spec.argv, (std::vector<std::string>{
+                             "sh", "-c", "echo " + v + " s3cret $(API_TOKEN)",
+                             "$" + v, v, "x" + v + "y"}));
+    ASSERT_EQ(spec.env.size(), 3u);
+    EXPECT_EQ(spec.env[0].second, "s3cret");
+    EXPECT_EQ(spec.env[1].second, v);
+    EXPECT_EQ(spec.env[2].second, v);  // through the template's $(V)
+  }
 }
 
 TEST(LocalRunSpecTest, FromJob) {
