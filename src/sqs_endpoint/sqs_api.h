@@ -33,6 +33,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,9 +89,12 @@ class SqsApi {
   // Runs `operation` ("SendMessage", ...) with the JSON `body`. `host` is the
   // request's Host header, used in the queue URLs returned. Unknown
   // operations get UnknownOperationException; SQS operations this endpoint
-  // does not implement (tags, permissions) get UnsupportedOperation.
+  // does not implement (tags, permissions) get UnsupportedOperation. A body
+  // that is not a JSON object, or nests deeper than kMaxJsonDepth, gets
+  // SerializationException. Once `stop` is requested, a waiting
+  // ReceiveMessage returns at once with what it has (usually nothing).
   ApiResponse Handle(std::string_view operation, std::string_view body,
-                     std::string_view host);
+                     std::string_view host, const std::stop_token& stop = {});
 
   // Whether `operation` is ReceiveMessage, the one that can block.
   static bool MayBlock(std::string_view operation) {
