@@ -10,6 +10,7 @@
 #include "aws/http_transport.h"
 #include "aws/json_fields.h"
 #include "aws/sts.h"
+#include "core/json_limits.h"
 
 namespace cruncher::aws {
 namespace {
@@ -19,10 +20,12 @@ using nlohmann::json;
 // Credentials JSON as container endpoints and IMDS return it.
 Result<AwsCredentials> ParseCredentialsJson(const std::string& body,
                                             const std::string& source) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
+  Result<json> parsed = ParseJson(body);
+  if (!parsed.ok()) return parsed.status().WithContext(source + ": response");
+  if (!parsed->is_object()) {
     return InvalidArgument(source + ": response is not a JSON object");
   }
+  const json& j = *parsed;
   AwsCredentials creds;
   creds.access_key_id = JsonString(j, "AccessKeyId");
   creds.secret_access_key = JsonString(j, "SecretAccessKey");
@@ -309,13 +312,16 @@ Result<AwsCredentials> RefreshingCredentialsProvider::GetCredentials(
 
 Result<AwsCredentials> ParseCredentialProcessOutput(std::string_view output,
                                                     const std::string& source) {
-  json j = json::parse(output, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
+  Result<json> parsed = ParseJson(output);
+  if (!parsed.ok()) return parsed.status().WithContext(source + ": output");
+  if (!parsed->is_object()) {
     return InvalidArgument(source + ": output is not a JSON object");
   }
+  const json& j = *parsed;
   auto version = j.find("Version");
+  // get<long long>: get<int> would wrap 4294967297 to 1.
   if (version == j.end() || !version->is_number_integer() ||
-      version->get<int>() != 1) {
+      version->get<long long>() != 1) {
     return InvalidArgument(source + ": output must have \"Version\": 1");
   }
   AwsCredentials creds;

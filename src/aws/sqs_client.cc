@@ -5,6 +5,7 @@
 #include "aws/encoding.h"
 #include "aws/json_fields.h"
 #include "aws/sigv4.h"
+#include "core/json_limits.h"
 
 namespace cruncher::aws {
 namespace {
@@ -197,20 +198,23 @@ Result<json> SqsClient::Call(const std::string& operation, const json& input,
     } else if (outcome.response.status == 200) {
       bucket_.Release(acquired);
       if (outcome.response.body.empty()) return json::object();
-      json out = json::parse(outcome.response.body, nullptr, false);
-      if (out.is_discarded()) {
-        return Internal(context + ": response is not JSON");
+      Result<json> out = ParseJson(outcome.response.body);
+      if (!out.ok()) {
+        return Internal(context + ": response: " + out.status().message());
+      }
+      if (!out->is_object()) {
+        return Internal(context + ": response is not a JSON object");
       }
       return out;
     } else {
       const HttpResponse& r = outcome.response;
-      json err = json::parse(r.body, nullptr, false);
+      Result<json> err = ParseJson(r.body);
       std::string code, message;
-      if (!err.is_discarded() && err.is_object()) {
-        code = LastPart(JsonString(err, "__type"), '#');
-        if (code.empty()) code = JsonString(err, "code");
-        message = JsonString(err, "message");
-        if (message.empty()) message = JsonString(err, "Message");
+      if (err.ok() && err->is_object()) {
+        code = LastPart(JsonString(*err, "__type"), '#');
+        if (code.empty()) code = JsonString(*err, "code");
+        message = JsonString(*err, "message");
+        if (message.empty()) message = JsonString(*err, "Message");
       }
       // awsQueryCompatible services name the legacy code in a header:
       // "AWS.SimpleQueueService.NonExistentQueue;Sender".
@@ -302,9 +306,9 @@ std::vector<Status> SqsClient::RunBatch(
           auto i = index_of(e);
           if (!i) continue;
           answered[*i] = true;
-          bool sender_fault = !e.contains("SenderFault") ||
-                              !e["SenderFault"].is_boolean() ||
-                              e["SenderFault"].get<bool>();
+          auto fault = e.find("SenderFault");
+          bool sender_fault =
+              fault == e.end() || !fault->is_boolean() || fault->get<bool>();
           std::string code = JsonString(e, "Code");
           results[*i] = Status(
               StatusCodeForError(sender_fault ? 400 : 500, code),
@@ -506,11 +510,11 @@ Result<std::optional<RedrivePolicy>> SqsClient::GetRedrivePolicy(
   if (it == attrs.end() || it->second.empty()) {
     return std::optional<RedrivePolicy>();
   }
-  json j = json::parse(it->second, nullptr, false);
+  Result<json> j = ParseJson(it->second);
   RedrivePolicy policy;
-  if (!j.is_discarded() && j.is_object()) {
-    policy.dead_letter_target_arn = JsonString(j, "deadLetterTargetArn");
-    policy.max_receive_count = static_cast<int>(JsonInt(j, "maxReceiveCount"));
+  if (j.ok() && j->is_object()) {
+    policy.dead_letter_target_arn = JsonString(*j, "deadLetterTargetArn");
+    policy.max_receive_count = static_cast<int>(JsonInt(*j, "maxReceiveCount"));
   }
   if (policy.dead_letter_target_arn.empty()) {
     return InvalidArgument("queue " + queue_url +

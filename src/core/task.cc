@@ -1,8 +1,12 @@
 #include "core/task.h"
 
+#include "core/json_limits.h"
+
 namespace cruncher {
 
 Result<TaskVariables> TaskVariables::FromBody(std::string_view body) {
+  // Before parsing: copying the variables below recurses once per level.
+  CRUNCHER_RETURN_IF_ERROR(CheckJsonDepth(body).WithContext("message body"));
   nlohmann::json parsed = nlohmann::json::parse(body, nullptr,
                                                 /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {

@@ -21,7 +21,8 @@ namespace cruncher {
 
 class TaskVariables {
  public:
-  // InvalidArgument if `body` is not valid JSON or not a JSON object.
+  // InvalidArgument if `body` is not valid JSON, not a JSON object, or nested
+  // deeper than kMaxJsonDepth (core/json_limits.h).
   static Result<TaskVariables> FromBody(std::string_view body);
 
   // nullptr if `name` is not a variable.

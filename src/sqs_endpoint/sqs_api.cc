@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/json_limits.h"
 #include "core/random_id.h"
 #include "sqs_endpoint/message_md5.h"
 
@@ -288,8 +289,22 @@ SqsError InternalError(std::string message) {
 }
 
 ApiResponse SqsApi::ErrorResponse(const SqsError& error) {
-  return ApiResponse{error.http_status, error.body(),
-                     error.query_error_header(), error.code(), error.message};
+  // Messages quote the client's input (a queue URL, an attribute name),
+  // which can be megabytes: keep answers and log lines small.
+  constexpr size_t kMaxMessageBytes = 1024;
+  SqsError shown = error;
+  if (shown.message.size() > kMaxMessageBytes) {
+    size_t cut = kMaxMessageBytes;
+    // Cut at a character boundary, not inside a UTF-8 sequence.
+    while (cut > 0 &&
+           (static_cast<unsigned char>(shown.message[cut]) & 0xC0) == 0x80) {
+      --cut;
+    }
+    shown.message.resize(cut);
+    shown.message += "... (truncated)";
+  }
+  return ApiResponse{shown.http_status, shown.body(),
+                     shown.query_error_header(), shown.code(), shown.message};
 }
 
 SqsApi::SqsApi(local::LocalQueueStore& store, SqsApiOptions options)
@@ -352,11 +367,12 @@ std::vector<std::vector<BatchEntryResult>> SqsApi::FlushDeletes(
 class SqsApi::Call {
  public:
   Call(SqsApi& api, const Json& in, std::string_view host,
-       std::string_view region)
+       std::string_view region, std::stop_token stop)
       : api_(api),
         in_(in),
         host_(host),
-        region_(region.empty() ? api.options_.region : std::string(region)) {}
+        region_(region.empty() ? api.options_.region : std::string(region)),
+        stop_(std::move(stop)) {}
 
   Expected<Json> Run(std::string_view op) {
     if (op == "SendMessage") return SendMessage();
@@ -522,9 +538,10 @@ class SqsApi::Call {
                                    "Reason: " +
                                    reason);
     };
-    Json policy = Json::parse(text, nullptr, false);
-    if (!policy.is_object())
+    auto parsed = ParseJson(text);
+    if (!parsed.ok() || !parsed->is_object())
       return invalid("Redrive policy is not a valid JSON map.");
+    const Json& policy = *parsed;
     auto arn = policy.find("deadLetterTargetArn");
     auto count = policy.find("maxReceiveCount");
     if (arn == policy.end() || !arn->is_string()) {
@@ -539,7 +556,8 @@ class SqsApi::Call {
     }
     local::RedrivePolicy out;
     if (count->is_number_integer()) {
-      out.max_receive_count = count->get<int>();
+      const auto n = count->get<long long>();
+      out.max_receive_count = n < 0 || n > INT32_MAX ? -1 : static_cast<int>(n);
     } else if (!count->is_string() ||
                !ParseNonNegativeInt(count->get<std::string>(),
                                     &out.max_receive_count)) {
@@ -936,10 +954,16 @@ class SqsApi::Call {
             " has an invalid message attribute type, the set of "
             "supported type prefixes is Binary, Number, and String.");
       }
+      // Reserved by SQS: accepted when absent, null or empty. (This read
+      // `value["BinaryListValues"]` through const operator[], undefined
+      // behaviour when only StringListValues was given.)
       for (const char* list : {"StringListValues", "BinaryListValues"}) {
-        if (auto values = value.find(list);
-            values != value.end() && !values->is_null() &&
-            !(values->is_array() && values->empty())) {
+        auto it_list = value.find(list);
+        if (it_list == value.end() || it_list->is_null()) continue;
+        if (!it_list->is_array()) {
+          return SerializationError(who + ": " + list + " must be a list");
+        }
+        if (!it_list->empty()) {
           return InvalidParameterValue(
               "Message attribute list values in SendMessage operation are not "
               "supported.");
@@ -1131,6 +1155,12 @@ class SqsApi::Call {
     return &*it;
   }
 
+  // The Id of an entry that BatchEntries accepted (so a valid string).
+  static std::string EntryId(const Json& entry) {
+    auto id = entry.find("Id");
+    return id != entry.end() && id->is_string() ? id->get<std::string>() : "";
+  }
+
   static Json Failed(const std::string& id, const SqsError& e) {
     return Json{{"Id", id},
                 {"SenderFault", e.sender_fault},
@@ -1159,7 +1189,7 @@ class SqsApi::Call {
     std::vector<OutgoingMessage> messages;
     std::vector<std::string> ids;
     for (const auto& entry : *entries) {
-      const std::string id = entry["Id"].get<std::string>();
+      const std::string id = EntryId(entry);
       auto m = ParseOutgoing(entry, info.config);
       if (!m.ok()) {
         failed.push_back(Failed(id, m.error()));
@@ -1220,7 +1250,9 @@ class SqsApi::Call {
       SQS_ASSIGN_OR_RETURN(local::QueueInfo info, LoadQueue(name));
       wait = info.config.receive_wait_seconds;
     }
-    auto got = api_.store_.Receive(name, max.value_or(1), *wait, vis);
+    // A stop ends the wait early with what is there, often nothing: the
+    // empty answer SQS gives at the end of a wait.
+    auto got = api_.store_.Receive(name, max.value_or(1), *wait, vis, stop_);
     if (!got.ok()) return FromStatus(got.status());
 
     auto want_system = [&](const std::string& attr) {
@@ -1327,7 +1359,7 @@ class SqsApi::Call {
     Json failed = Json::array();
     std::vector<std::string> handles, ids;
     for (const auto& entry : *entries) {
-      const std::string id = entry["Id"].get<std::string>();
+      const std::string id = EntryId(entry);
       auto h = entry.find("ReceiptHandle");
       if (h == entry.end() || !h->is_string() ||
           h->get_ref<const std::string&>().empty()) {
@@ -1394,7 +1426,7 @@ class SqsApi::Call {
     // The store sets one timeout per call: group the entries by timeout.
     std::map<int, std::vector<std::pair<std::string, std::string>>> by_timeout;
     for (const auto& entry : *entries) {
-      const std::string id = entry["Id"].get<std::string>();
+      const std::string id = EntryId(entry);
       auto h = entry.find("ReceiptHandle");
       if (h == entry.end() || !h->is_string() ||
           h->get_ref<const std::string&>().empty()) {
@@ -1465,7 +1497,7 @@ class SqsApi::Call {
     }
     std::string destination;
     std::string destination_arn;
-    if (in_.contains("DestinationArn") && !in_["DestinationArn"].is_null()) {
+    if (auto d = in_.find("DestinationArn"); d != in_.end() && !d->is_null()) {
       SQS_ASSIGN_OR_RETURN(destination,
                            QueueFromArnParameter("DestinationArn"));
       destination_arn = QueueArn(destination);
@@ -1532,10 +1564,19 @@ class SqsApi::Call {
   const Json& in_;
   const std::string host_;
   const std::string region_;  // the request's: its queues, its ARNs
+  const std::stop_token stop_;
 };
 
 ApiResponse SqsApi::Handle(std::string_view operation, std::string_view body,
-                           std::string_view host, std::string_view region) {
+                           std::string_view host, std::string_view region,
+                           const std::stop_token& stop) {
+  // The depth check comes first: a request nested 100,000 levels deep
+  // would otherwise overflow the stack of whatever recurses over it.
+  if (Status depth = CheckJsonDepth(body); !depth.ok()) {
+    return ErrorResponse(SerializationError(
+        "The request body (AmazonSQS." + std::string(operation) +
+        ") is rejected: " + depth.message()));
+  }
   Json in = body.empty() ? Json::object() : Json::parse(body, nullptr, false);
   if (in.is_discarded() || !in.is_object()) {
     return ErrorResponse(
@@ -1543,7 +1584,7 @@ ApiResponse SqsApi::Handle(std::string_view operation, std::string_view body,
                            std::string(operation) + ")"));
   }
   try {
-    Call call(*this, in, host, region);
+    Call call(*this, in, host, region, stop);
     auto out = call.Run(operation);
     if (!out.ok()) return ErrorResponse(out.error());
     return ApiResponse{

@@ -43,6 +43,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,9 +103,13 @@ class SqsApi {
   // request's Host header, used in the queue URLs returned; `region` the
   // request's signing region (empty: the configured one). Unknown
   // operations get UnknownOperationException; SQS operations this endpoint
-  // does not implement (permissions) get UnsupportedOperation.
+  // does not implement (permissions) get UnsupportedOperation. A body
+  // that is not a JSON object, or nests deeper than kMaxJsonDepth, gets
+  // SerializationException. Once `stop` is requested, a waiting
+  // ReceiveMessage returns at once with what it has (usually nothing).
   ApiResponse Handle(std::string_view operation, std::string_view body,
-                     std::string_view host, std::string_view region = {});
+                     std::string_view host, std::string_view region = {},
+                     const std::stop_token& stop = {});
 
   // Whether `operation` is ReceiveMessage, the one that can block.
   static bool MayBlock(std::string_view operation) {

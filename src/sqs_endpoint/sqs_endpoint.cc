@@ -9,9 +9,12 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <thread>
 #include <vector>
 
@@ -35,6 +38,13 @@ constexpr std::string_view kJsonContentType = "application/x-amz-json-1.0";
 
 }  // namespace
 
+// Milliseconds on a monotonic clock, for ordering idle connections.
+Millis SteadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 class SqsEndpoint::Impl {
  public:
   class Session;
@@ -43,7 +53,7 @@ class SqsEndpoint::Impl {
       : options_(std::move(options)),
         api_(store, SqsApiOptions{options_.region, options_.account_id}),
         verifier_(options_.credentials, options_.region, "sqs"),
-        pool_(std::make_unique<WorkerPool>(options_.max_connections)),
+        pool_(options_.max_connections),
         work_(net::make_work_guard(ioc_)),
         acceptor_(net::make_strand(ioc_)) {}
 
@@ -94,19 +104,28 @@ class SqsEndpoint::Impl {
   std::string Url() const {
     return "http://" + options_.host + ":" + std::to_string(port_);
   }
+  int InFlightRequests() const { return in_flight_.load(); }
 
   void Stop();
 
  private:
   void DoAccept();
+  // At the connection limit: closes the session that has waited longest for
+  // a request. False if every session is reading or serving one.
+  bool EvictIdleLocked();
+  void SessionWaiting();
   void SessionClosed(Session* session);
 
   const SqsEndpointOptions options_;
   SqsApi api_;
   const SigV4Verifier verifier_;
-  std::unique_ptr<WorkerPool> pool_;
+  WorkerPool pool_;
+  // Ends the long polls when the endpoint stops.
+  std::stop_source stop_source_;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};
   std::mutex mu_;  // guards the fields below
+  std::condition_variable sessions_changed_;
   std::map<Session*, std::weak_ptr<Session>> sessions_;
   bool accept_paused_ = false;
   bool stopped_ = false;
@@ -139,22 +158,68 @@ class SqsEndpoint::Impl::Session
                   [self = shared_from_this()] { self->DoRead(); });
   }
 
-  // Closes the socket from the session's strand; pending operations fail.
-  void Close() {
+  // When this session started waiting for a request, or 0 while it reads or
+  // serves one (or was already chosen for eviction). Read under Impl::mu_.
+  Millis waiting_since() const { return waiting_since_.load(); }
+
+  // Closes the socket from the session's strand unless a request is being
+  // served (Stop lets those answer first); with `force`, in any case.
+  // Pending operations fail.
+  void Close(bool force) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), force] {
+      if (!force && self->phase_ == Phase::kServing) return;
+      self->CloseSocket();
+    });
+  }
+
+  // Closes the connection if it is still waiting for a request.
+  void Evict() {
+    waiting_since_ = 0;  // not chosen twice
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      beast::error_code ec;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-      self->stream_.close();
+      if (self->phase_ != Phase::kWaiting) return;
+      Log(LogLevel::kInfo, "sqs_connection_evicted",
+          {{"peer", self->peer_},
+           {"reason", "connection limit reached; idle the longest"}});
+      self->CloseSocket();
     });
   }
 
  private:
+  enum class Phase {
+    kWaiting,  // for the first byte of a request
+    kReading,  // a request, which must arrive within request_timeout
+    kServing,  // handed to the store or writing the answer
+    kClosing,  // lingering after an answer we will not read past
+  };
+
   void DoRead() {
-    if (impl_.stopping_) return Shutdown();
+    if (impl_.stopping_) return CloseSocket();
+    phase_ = Phase::kWaiting;
+    if (buffer_.size() > 0) return ReadRequest();  // pipelined
+    waiting_since_ = SteadyMillis();
+    impl_.SessionWaiting();
+    // A new connection gets as long for its first request as a request gets
+    // to arrive; a kept-alive one may idle longer between requests.
+    stream_.expires_after(std::chrono::seconds(
+        served_ == 0 ? impl_.options_.request_timeout_seconds
+                     : impl_.options_.idle_timeout_seconds));
+    stream_.async_read_some(
+        buffer_.prepare(4096),
+        [self = shared_from_this()](beast::error_code ec, size_t n) {
+          self->waiting_since_ = 0;
+          if (ec) return;  // idle timeout, closed, evicted, or stopping
+          self->buffer_.commit(n);
+          self->ReadRequest();
+        });
+  }
+
+  void ReadRequest() {
+    if (impl_.stopping_) return CloseSocket();
+    phase_ = Phase::kReading;
     parser_.emplace();
     parser_->body_limit(impl_.options_.max_body_bytes);
     stream_.expires_after(
-        std::chrono::seconds(impl_.options_.idle_timeout_seconds));
+        std::chrono::seconds(impl_.options_.request_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->OnRead(ec);
@@ -164,6 +229,7 @@ class SqsEndpoint::Impl::Session
   void OnRead(beast::error_code ec) {
     static const auto& kHttpErrors =
         http::make_error_code(http::error::bad_version).category();
+    phase_ = Phase::kServing;
     if (ec == http::error::end_of_stream) return Shutdown();
     if (ec == http::error::body_limit) {
       // A batch of messages over SQS's limit is refused as SQS refuses it,
@@ -187,8 +253,14 @@ class SqsEndpoint::Impl::Session
                          "Malformed HTTP request: " + ec.message())),
                      "", /*close=*/true, 11);
     }
+    if (ec == beast::error::timeout) {
+      Log(LogLevel::kInfo, "sqs_request_timeout",
+          {{"peer", peer_},
+           {"timeout_seconds", impl_.options_.request_timeout_seconds}});
+    }
     if (ec) return;  // timeout, reset or closed by Stop: nothing to answer
     stream_.expires_never();
+    ++served_;
     Handle(parser_->release());
   }
 
@@ -245,18 +317,24 @@ class SqsEndpoint::Impl::Session
     std::string region =
         SigningRegion(std::string(req[http::field::authorization]))
             .value_or("");
-    bool queued = impl_.pool_->Submit([self = shared_from_this(), op, host,
-                                       region = std::move(region), keep_alive,
-                                       version,
-                                       body = std::move(req.body())]() mutable {
-      ApiResponse response = self->impl_.api_.Handle(op, body, host, region);
+    ++impl_.in_flight_;
+    bool queued = impl_.pool_.Submit([self = shared_from_this(), op, host,
+                                      region = std::move(region), keep_alive,
+                                      version,
+                                      body = std::move(req.body())]() mutable {
+      ApiResponse response = self->impl_.api_.Handle(
+          op, body, host, region, self->impl_.stop_source_.get_token());
+      --self->impl_.in_flight_;
       net::post(self->stream_.get_executor(),
                 [self, op = std::move(op), keep_alive, version,
                  response = std::move(response)]() mutable {
                   self->Respond(std::move(response), op, !keep_alive, version);
                 });
     });
-    if (!queued) Shutdown();
+    if (!queued) {
+      --impl_.in_flight_;
+      CloseSocket();
+    }
   }
 
   void Respond(ApiResponse response, const std::string& op, bool close,
@@ -289,6 +367,7 @@ class SqsEndpoint::Impl::Session
         stream_, res_,
         [self = shared_from_this(), close](beast::error_code ec, size_t) {
           if (ec) return;
+          if (self->impl_.stopping_) return self->CloseSocket();
           if (close) return self->Linger();
           self->DoRead();
         });
@@ -299,10 +378,18 @@ class SqsEndpoint::Impl::Session
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
+  void CloseSocket() {
+    phase_ = Phase::kClosing;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
   // After answering a request we will not read (too large, malformed), reads
   // and drops what the client still sends, so that it can finish writing and
   // read our answer instead of failing with a reset; gives up after 5 s.
   void Linger() {
+    phase_ = Phase::kClosing;
     Shutdown();
     stream_.expires_after(std::chrono::seconds(5));
     Drain();
@@ -321,34 +408,66 @@ class SqsEndpoint::Impl::Session
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   std::string peer_;
+  Phase phase_ = Phase::kWaiting;  // on the strand
+  std::atomic<Millis> waiting_since_{0};
+  int served_ = 0;  // requests read on this connection
   char discard_[16 * 1024];
 };
 
 void SqsEndpoint::Impl::DoAccept() {
-  acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec,
-                                                        tcp::socket socket) {
-    if (ec) {
-      if (stopping_ || ec == net::error::operation_aborted) return;
-      Log(LogLevel::kWarn, "sqs_accept_failed", {{"error", ec.message()}});
-      return DoAccept();
+  acceptor_.async_accept(
+      net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+        if (ec) {
+          if (stopping_ || ec == net::error::operation_aborted) return;
+          Log(LogLevel::kWarn, "sqs_accept_failed", {{"error", ec.message()}});
+          return DoAccept();
+        }
+        if (stopping_) return;
+        auto session = std::make_shared<Session>(*this, std::move(socket));
+        bool pause = false;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          sessions_[session.get()] = session;
+          if (static_cast<int>(sessions_.size()) > options_.max_connections) {
+            pause = !EvictIdleLocked();
+          }
+          accept_paused_ = pause;
+        }
+        session->Start();
+        if (!pause) DoAccept();
+      });
+}
+
+bool SqsEndpoint::Impl::EvictIdleLocked() {
+  std::shared_ptr<Session> oldest;
+  Millis oldest_since = 0;
+  for (auto& [ptr, weak] : sessions_) {
+    const Millis since = ptr->waiting_since();
+    if (since == 0 || (oldest && since >= oldest_since)) continue;
+    if (auto session = weak.lock()) {
+      oldest = std::move(session);
+      oldest_since = since;
     }
-    if (stopping_) return;
-    auto session = std::make_shared<Session>(*this, std::move(socket));
-    bool pause = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      sessions_[session.get()] = session;
-      pause = static_cast<int>(sessions_.size()) >= options_.max_connections;
-      accept_paused_ = pause;
-    }
-    session->Start();
-    if (!pause) DoAccept();
-  });
+  }
+  if (!oldest) return false;
+  oldest->Evict();
+  return true;
+}
+
+void SqsEndpoint::Impl::SessionWaiting() {
+  // A session that waits for a request can be evicted: a client held in the
+  // backlog by a full house of busy connections can now be let in.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (accept_paused_ && !stopping_) {
+    accept_paused_ = false;
+    net::post(acceptor_.get_executor(), [this] { DoAccept(); });
+  }
 }
 
 void SqsEndpoint::Impl::SessionClosed(Session* session) {
   std::lock_guard<std::mutex> lock(mu_);
   sessions_.erase(session);
+  sessions_changed_.notify_all();
   if (accept_paused_ && !stopping_) {
     accept_paused_ = false;
     net::post(acceptor_.get_executor(), [this] { DoAccept(); });
@@ -356,6 +475,9 @@ void SqsEndpoint::Impl::SessionClosed(Session* session) {
 }
 
 void SqsEndpoint::Impl::Stop() {
+  // How long the requests in flight get to write their answers once the
+  // store has returned them, before their connections are closed anyway.
+  constexpr auto kAnswerGrace = std::chrono::milliseconds(500);
   // Sessions are closed outside mu_: dropping the last reference runs
   // ~Session, which takes mu_.
   std::vector<std::shared_ptr<Session>> open;
@@ -368,15 +490,26 @@ void SqsEndpoint::Impl::Stop() {
       if (auto session = weak.lock()) open.push_back(std::move(session));
     }
   }
-  for (auto& session : open) session->Close();
-  open.clear();
+  stop_source_.request_stop();  // long polls return now, empty
   net::post(acceptor_.get_executor(), [this] {
     beast::error_code ec;
     acceptor_.close(ec);
   });
-  // Finishes the requests running on the pool (long polls end within 20 s);
-  // their responses are posted to closed connections and dropped.
-  pool_.reset();
+  for (auto& session : open) session->Close(/*force=*/false);
+  open.clear();
+  // Finishes the requests running on the pool; their answers are posted to
+  // their connections, which close once the answer is written.
+  pool_.Shutdown();
+  if (!io_threads_.empty()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    sessions_changed_.wait_for(lock, kAnswerGrace,
+                               [this] { return sessions_.empty(); });
+    for (auto& [ptr, weak] : sessions_) {
+      if (auto session = weak.lock()) open.push_back(std::move(session));
+    }
+  }
+  for (auto& session : open) session->Close(/*force=*/true);
+  open.clear();
   work_.reset();
   if (io_threads_.empty()) return;  // never started
   for (auto& t : io_threads_) t.join();
@@ -393,9 +526,11 @@ Result<std::unique_ptr<SqsEndpoint>> SqsEndpoint::Start(
     return InvalidArgument(
         "SQS endpoint: require_auth needs at least one access key and secret");
   }
-  if (options.max_connections < 1 || options.io_threads < 1) {
+  if (options.max_connections < 1 || options.io_threads < 1 ||
+      options.request_timeout_seconds < 1 || options.idle_timeout_seconds < 1) {
     return InvalidArgument(
-        "SQS endpoint: max_connections and io_threads must be at least 1");
+        "SQS endpoint: max_connections, io_threads and the timeouts must be "
+        "at least 1");
   }
   auto impl = std::make_unique<Impl>(store, std::move(options));
   CRUNCHER_RETURN_IF_ERROR(impl->Listen());
@@ -404,6 +539,7 @@ Result<std::unique_ptr<SqsEndpoint>> SqsEndpoint::Start(
 
 int SqsEndpoint::port() const { return impl_->port(); }
 std::string SqsEndpoint::url() const { return impl_->Url(); }
+int SqsEndpoint::InFlightRequests() const { return impl_->InFlightRequests(); }
 void SqsEndpoint::Stop() { impl_->Stop(); }
 
 }  // namespace cruncher::sqs

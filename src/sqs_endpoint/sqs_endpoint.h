@@ -5,10 +5,18 @@
 // Requests are `POST /` with `X-Amz-Target: AmazonSQS.<Operation>` and
 // `Content-Type: application/x-amz-json-1.0` (see sqs_api.h for the
 // operations and error mapping). HTTP/1.1 keep-alive is supported; bodies
-// over `max_body_bytes` get 413 and the connection is closed. At most
-// `max_connections` connections are served at once; further clients wait in
-// the listen backlog until one closes. Idle connections close after
-// `idle_timeout_seconds`.
+// over `max_body_bytes` get 413 and the connection is closed.
+//
+// Slow and idle clients cannot lock others out. A request (headers and body)
+// must arrive within `request_timeout_seconds` of its first byte, and a new
+// connection must send its first request within that time too; between
+// requests a keep-alive connection may stay idle for `idle_timeout_seconds`.
+// Connections that miss these deadlines are closed without an answer. At
+// most `max_connections` connections are open at once: a client arriving at
+// the limit makes the endpoint close the connection that has waited longest
+// for a request (never one whose request is being read or served); if every
+// connection is busy, new clients wait in the listen backlog. Requests being
+// served have no deadline, so 20 s long polls work.
 //
 // With `require_auth`, every request must carry a valid SigV4 Authorization
 // header signed with one of `credentials` (access key id → secret) for the
@@ -24,9 +32,11 @@
 // threads, so a long-poll ReceiveMessage blocks only its own connection, and
 // the response is posted back to the connection's strand.
 //
-// Thread-safety: Start, port, url and Stop may be called from any thread;
-// Stop (and the destructor) close the listener and all connections and wait
-// for running requests, including long polls (at most 20 s).
+// Thread-safety: Start, port, url, InFlightRequests and Stop may be called
+// from any thread. Stop (and the destructor) close the listener, end waiting
+// long polls with an empty receive (as SQS does at the end of a wait), let
+// the requests being served finish and write their answers, then close
+// every connection: about as long as the slowest store call, not 20 s.
 #ifndef CRUNCHER_SQS_ENDPOINT_SQS_ENDPOINT_H_
 #define CRUNCHER_SQS_ENDPOINT_SQS_ENDPOINT_H_
 
@@ -49,6 +59,7 @@ struct SqsEndpointOptions {
   int io_threads = 2;
   int max_connections = 256;
   size_t max_body_bytes = 2 * 1024 * 1024;
+  int request_timeout_seconds = 10;
   int idle_timeout_seconds = 120;
 };
 
@@ -68,8 +79,12 @@ class SqsEndpoint {
   // "http://HOST:PORT", the --endpoint-url for clients.
   std::string url() const;
 
-  // Stops accepting, closes connections, waits for in-flight requests.
-  // Idempotent.
+  // Requests handed to the store and not yet answered (for tests and
+  // metrics).
+  int InFlightRequests() const;
+
+  // Stops accepting, ends long polls, answers the requests in flight and
+  // closes every connection. Idempotent.
   void Stop();
 
  private:

@@ -5,9 +5,12 @@ namespace cruncher::sqs {
 WorkerPool::WorkerPool(int max_threads)
     : max_threads_(max_threads < 1 ? 1 : max_threads) {}
 
-WorkerPool::~WorkerPool() {
+WorkerPool::~WorkerPool() { Shutdown(); }
+
+void WorkerPool::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
     stopping_ = true;
   }
   cv_.notify_all();

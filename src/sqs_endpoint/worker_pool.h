@@ -7,8 +7,9 @@
 // most one request per connection, so a request never waits for a thread
 // behind long polls.
 //
-// Thread-safety: Submit may be called from any thread. The destructor stops
-// accepting work, lets queued and running tasks finish, and joins.
+// Thread-safety: Submit and Shutdown may be called from any thread.
+// Shutdown (and the destructor) stops accepting work, lets queued and running
+// tasks finish, and joins.
 #ifndef CRUNCHER_SQS_ENDPOINT_WORKER_POOL_H_
 #define CRUNCHER_SQS_ENDPOINT_WORKER_POOL_H_
 
@@ -30,6 +31,10 @@ class WorkerPool {
 
   // Queues `task`. Returns false (and drops it) once shutdown has begun.
   bool Submit(std::function<void()> task);
+
+  // Refuses new tasks, waits for the queued and running ones. Idempotent;
+  // the first caller joins the threads, later callers return at once.
+  void Shutdown();
 
  private:
   void Run();

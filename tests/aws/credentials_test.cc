@@ -285,6 +285,24 @@ TEST(CredentialsTest, ImdsDisabledOrUnreachableFailsFastWithWhatWasTried) {
   EXPECT_LT(took, std::chrono::milliseconds(2500));
 }
 
+// Issue 8: credential_process output is outside input; "Version" is
+// compared as a 64-bit number (get<int> wrapped 4294967297 to 1).
+TEST(CredentialsTest, CredentialProcessOutputIsBounded) {
+  const std::string keys = R"("AccessKeyId":"AKID","SecretAccessKey":"s")";
+  EXPECT_TRUE(
+      ParseCredentialProcessOutput("{\"Version\":1," + keys + "}", "p").ok());
+  auto wrapped = ParseCredentialProcessOutput(
+      "{\"Version\":4294967297," + keys + "}", "p");
+  EXPECT_FALSE(wrapped.ok());
+  auto deep = ParseCredentialProcessOutput(
+      "{\"Version\":1," + keys + ",\"x\":" + std::string(100000, '[') +
+          std::string(100000, ']') + "}",
+      "p");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("nested deeper"), std::string::npos)
+      << deep.status().message();
+}
+
 TEST(ConfigTest, EndpointResolutionOrder) {
   TempDir dir;
   dir.Write("config", "[default]\nendpoint_url = http://profile:1\n");

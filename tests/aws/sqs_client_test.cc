@@ -99,6 +99,35 @@ TEST(SqsClientTest, ReceiveSendsJsonProtocolRequestAndParsesMessages) {
                   "ApproximateFirstReceiveTimestamp"}));
 }
 
+// Issue 8, defect 10: responses are outside input too. A body nested
+// 100,000 levels deep, or one that is not an object, is an error that says
+// so, not a crash or an empty receive.
+TEST(SqsClientTest, ResponsesNestedTooDeeplyOrNotObjectsAreErrors) {
+  const std::string deep = R"({"Messages":)" + std::string(100000, '[') +
+                           std::string(100000, ']') + "}";
+  for (const std::string& body : {deep, std::string("[1, 2]")}) {
+    Harness h([&](const HttpRequest&, int) {
+      return FakeTransport::Reply(200, body);
+    });
+    auto messages = h.client->ReceiveMessage(kQueue, 10, 0, std::nullopt);
+    ASSERT_FALSE(messages.ok());
+    EXPECT_EQ(messages.status().code(), StatusCode::kInternal);
+    EXPECT_NE(messages.status().message().find(
+                  body == deep ? "nested deeper than the limit"
+                               : "not a JSON object"),
+              std::string::npos)
+        << messages.status().message();
+  }
+  // An error response that deep still yields the HTTP status.
+  Harness h([&](const HttpRequest&, int) {
+    return FakeTransport::Reply(400, std::string(100000, '{'));
+  });
+  auto sent = h.client->SendMessage(kQueue, OutgoingMessage{"x", {}, 0});
+  ASSERT_FALSE(sent.ok());
+  EXPECT_NE(sent.status().message().find("HTTP 400"), std::string::npos)
+      << sent.status().message();
+}
+
 TEST(SqsClientTest, ReceiveValidatesArguments) {
   Harness h(
       [](const HttpRequest&, int) { return FakeTransport::Reply(200, "{}"); });

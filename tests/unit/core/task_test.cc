@@ -20,6 +20,20 @@ TEST(TaskVariablesTest, RejectsBodiesThatAreNotJsonObjects) {
       << array.status().message();
 }
 
+// Regression (issue 8, defect 10): a body nested 100,000 levels deep
+// overflowed the stack while its variables were copied.
+TEST(TaskVariablesTest, RejectsBodiesNestedTooDeeply) {
+  const std::string deep =
+      "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto v = TaskVariables::FromBody(deep);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(v.status().message().rfind(
+                "message body: JSON is nested deeper than the limit of 128", 0),
+            0u)
+      << v.status().message();
+}
+
 TEST(TaskVariablesTest, FindsTopLevelKeys) {
   auto v = TaskVariables::FromBody(R"({"a": "x", "b": {"c": 1}})");
   ASSERT_TRUE(v.ok());

@@ -241,12 +241,19 @@ TEST_P(PoisonTest, WithoutDeadLetterQueueLeftInTheQueueAndCounted) {
   EXPECT_EQ(d->stats().poison, 2);
 }
 
+// Issue 8, defect 10: this body crashed the process on every delivery.
+const std::string kBodyNested100k =
+    R"({"msg":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+
 INSTANTIATE_TEST_SUITE_P(
     Reasons, PoisonTest,
     ::testing::Values(
         PoisonCase{"NotJson", "this is not json", Status(), "not valid JSON"},
         PoisonCase{"ArrayBody", "[1, 2, 3]", Status(), "JSON object"},
         PoisonCase{"MissingVariable", R"({"other": 1})", Status(), "msg"},
+        PoisonCase{"NestedTooDeeply", kBodyNested100k.c_str(), Status(),
+                   "message body: JSON is nested deeper than the limit of "
+                   "128 levels"},
         PoisonCase{"BackendRejects", R"({"msg": "x"})",
                    InvalidArgument("Job.batch is invalid: spec.template"),
                    "Job.batch is invalid"}),

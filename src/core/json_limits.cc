@@ -1,0 +1,60 @@
+#include "core/json_limits.h"
+
+#include <string>
+
+namespace cruncher {
+
+Status CheckJsonDepth(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+      case '{':
+        if (++depth > max_depth) {
+          return InvalidArgument("JSON is nested deeper than the limit of " +
+                                 std::to_string(max_depth) +
+                                 " levels of arrays and objects (at byte " +
+                                 std::to_string(i) + ")");
+        }
+        break;
+      case ']':
+      case '}':
+        // Unbalanced closers are the parser's to report.
+        if (depth > 0) --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return Status::Ok();
+}
+
+Result<nlohmann::json> ParseJson(std::string_view text, int max_depth) {
+  CRUNCHER_RETURN_IF_ERROR(CheckJsonDepth(text, max_depth));
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.what() reads "[json.exception.parse_error.101] parse error at line
+    // 1, column 2: ..."; keep the part after the bracketed id.
+    std::string what = e.what();
+    const size_t id_end = what.find("] ");
+    return InvalidArgument(
+        "not valid JSON: " +
+        (id_end == std::string::npos ? what : what.substr(id_end + 2)));
+  }
+}
+
+}  // namespace cruncher
