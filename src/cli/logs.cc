@@ -32,6 +32,7 @@ int Run(const LogsOptions& o) {
 
 void RegisterLogs(CLI::App& app) {
   auto o = std::make_shared<LogsOptions>();
+  o->backend.create = false;  // acts on what is there; creates nothing
   auto* cmd = app.add_subcommand(
       "logs", "Print the output (stdout and stderr) of every attempt of a Job");
   AddBackendOptions(cmd, o->backend);

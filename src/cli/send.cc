@@ -1,6 +1,7 @@
 // cruncher send BODY... | --file F: enqueue tasks.
 #include <unistd.h>
 
+#include <cctype>
 #include <fstream>
 #include <iostream>
 
@@ -65,6 +66,13 @@ Result<std::vector<Body>> ReadBodies(const SendOptions& o) {
   return bodies;
 }
 
+// "--name" or "-x": what CLI11 leaves over from an option it does not know.
+// A body never looks like this ("-1" is a body, refused as not an object).
+bool LooksLikeOption(const std::string& arg) {
+  return arg.size() >= 2 && arg[0] == '-' &&
+         (arg[1] == '-' || std::isalpha(static_cast<unsigned char>(arg[1])));
+}
+
 void DrawProgress(size_t done, size_t total) {
   constexpr int kWidth = 40;
   int filled = total ? static_cast<int>(kWidth * done / total) : kWidth;
@@ -124,12 +132,26 @@ void RegisterSend(CLI::App& app) {
       "Enqueue tasks: JSON object bodies as arguments, or --file with "
       "one JSON object per line (JSON Lines; - for stdin)");
   AddBackendOptions(cmd, o->backend);
-  cmd->add_option("body", o->bodies, "Task bodies, each a JSON object");
+  // The bodies are the arguments no option took, one body each, verbatim:
+  // a CLI11 positional that takes several values would read "[1,2]" as a
+  // list and split it into the bodies 1 and 2.
+  cmd->allow_extras();
+  cmd->footer("BODY...: task bodies, one JSON object per argument");
   cmd->add_option("-f,--file", o->file, "JSON Lines file of task bodies");
   cmd->add_option("--delay-seconds", o->delay_seconds,
                   "Keep the messages invisible this long (0-900)")
       ->check(CLI::Range(0, 900));
-  SetCommand(cmd, [o] { return Run(*o); });
+  SetCommand(cmd, [o, cmd] {
+    for (const std::string& arg : cmd->remaining()) {
+      if (LooksLikeOption(arg)) {
+        std::cerr << "error: send: unknown option " << arg
+                  << "\nRun with --help for usage.\n";
+        return kExitUsage;
+      }
+      o->bodies.push_back(arg);
+    }
+    return Run(*o);
+  });
 }
 
 }  // namespace cruncher::cli

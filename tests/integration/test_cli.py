@@ -1,12 +1,18 @@
 """The operator's CLI against the local backend, end to end."""
 import json
 import os
+import re
 import signal
+import socket
+import subprocess
 import time
 
 import pytest
 
 from conftest import BIN, jobs, queue_status, run, state, wait_for
+
+AWS_ENV = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
 
 COMMANDS = [["demo"], ["local", "serve"], ["watch"], ["send"], ["status"], ["jobs"],
             ["logs"], ["requeue"], ["gc"], ["dlq", "list"], ["dlq", "redrive"]]
@@ -200,3 +206,65 @@ def test_sigterm_stops_serve_cleanly(serve, data_dir):
     wait_for(lambda: "serving" in server.logs(), what="serving")
     assert server.stop(signal.SIGTERM) == 0
     assert '"event":"stopped"' in server.logs()
+
+
+# --- Papercuts (issue 8, defect 18) ---------------------------------------
+
+@pytest.mark.parametrize("cmd, unknown", [(["frobnicate"], "frobnicate"),
+                                          (["dlq", "purge"], "purge"),
+                                          (["local", "sevre"], "sevre")])
+def test_unknown_subcommand_is_named(cmd, unknown):
+    p = run(*cmd)
+    assert p.returncode == 2
+    assert f'unknown command "{unknown}"' in p.stderr, p.stderr
+
+
+def test_template_directory_is_named_as_such(data_dir, tmp_path):
+    p = run("local", "serve", "--template", str(tmp_path), data_dir=data_dir)
+    assert p.returncode == 1
+    assert f"{tmp_path} is a directory" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("body, kind", [("[1,2]", "array"), ("[]", "array"),
+                                        ('["a","b"]', "array")])
+def test_json_array_argument_is_one_refused_body(data_dir, body, kind):
+    p = run("send", body, data_dir=data_dir)
+    assert p.returncode == 1
+    assert "1 invalid task," in p.stderr, p.stderr
+    assert f"argument 1: message body must be a JSON object, got {kind}" in p.stderr
+    assert "argument 2" not in p.stderr
+
+
+def test_sqs_host_accepts_a_host_name(serve, data_dir):
+    server = serve("--sqs-host", "localhost")
+    serving = wait_for(lambda: next((json.loads(line) for line in server.logs().splitlines()
+                                     if '"event":"serving"' in line), None), timeout=30,
+                       what=f"serving; logs:\n{server.logs()}")
+    endpoint = serving["sqs"]["endpoint_url"]
+    assert endpoint.startswith("http://127.0.0.1:"), endpoint
+    url = serving["sqs"]["queue_url"]
+    p = subprocess.run([BIN, "send", '{"n": 1}', "--queue-url", url, "--endpoint-url",
+                        endpoint, "--data-dir", str(data_dir)],
+                       capture_output=True, text=True, env=AWS_ENV, timeout=60)
+    assert p.returncode == 0, p.stderr
+
+
+def test_unresolvable_sqs_host_is_a_clear_error(data_dir, template):
+    p = run("local", "serve", "--template", str(template), "--sqs-host",
+            "no-such-host.invalid", "--sqs-port", "0", data_dir=data_dir, timeout=30)
+    assert p.returncode == 1
+    assert "no-such-host.invalid" in p.stderr, p.stderr
+
+
+READ_ONLY_COMMANDS = [["status"], ["jobs"], ["logs", "some-job"], ["dlq", "list"],
+                      ["requeue", "--all-failed"], ["gc"], ["dlq", "redrive"]]
+
+
+@pytest.mark.parametrize("cmd", READ_ONLY_COMMANDS, ids=" ".join)
+def test_commands_do_not_create_a_missing_data_dir(tmp_path, cmd):
+    missing = tmp_path / "missing" / "data"
+    p = run(*cmd, data_dir=missing)
+    assert p.returncode == 1
+    assert f"no such data directory: {missing}" in p.stderr, p.stderr
+    assert not (tmp_path / "missing").exists()
+
