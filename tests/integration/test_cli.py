@@ -268,3 +268,90 @@ def test_commands_do_not_create_a_missing_data_dir(tmp_path, cmd):
     assert f"no such data directory: {missing}" in p.stderr, p.stderr
     assert not (tmp_path / "missing").exists()
 
+
+# --- send: partial failures on SQS (issue 8, defect 7) --------------------
+
+
+@pytest.fixture
+def moto(tmp_path):
+    """A moto server on a free loopback port; yields its endpoint URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "moto.log", "w")
+    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def up():
+        with socket.socket() as c:
+            return c.connect_ex(("127.0.0.1", port)) == 0
+    try:
+        wait_for(up, timeout=60, what="moto_server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def reported_lines(stderr):
+    """The line numbers `send` reports as not sent ("  lines 3, 11-20: why")."""
+    numbers = []
+    for line in stderr.splitlines():
+        m = re.match(r"^  lines? ([0-9, -]+): ", line)
+        if not m:
+            continue
+        for part in m.group(1).split(", "):
+            first, _, last = part.partition("-")
+            numbers += range(int(first), int(last or first) + 1)
+    return numbers
+
+
+def drain(sqs, url):
+    """Every message body of the queue (each received once, kept invisible)."""
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                  VisibilityTimeout=600).get("Messages", [])
+        if not got:
+            return bodies
+        bodies += [m["Body"] for m in got]
+
+
+@pytest.mark.parametrize("big_lines, expect_not_sent", [
+    # One line too large for the queue: SQS refuses its whole batch of ten
+    # (moto validates a batch before sending any of it); every other line
+    # before and after it is queued.
+    ([137], range(131, 141)),
+    # A whole chunk of 100 refused: send stops there; the rest is reported
+    # as not tried, and what went before stays queued.
+    (range(101, 201), range(101, 251)),
+])
+def test_send_reports_exactly_the_lines_not_sent(moto, tmp_path, big_lines, expect_not_sent):
+    import boto3
+    sqs = boto3.client("sqs", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    url = sqs.create_queue(QueueName="small",
+                           Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
+    lines = {}
+    text = ""
+    for n in range(1, 251):
+        body = {"n": n}
+        if n in big_lines:
+            body["pad"] = "x" * 2000  # under cruncher's 1 MiB, over the queue's 1 KiB
+        lines[n] = json.dumps(body)
+        text += lines[n] + "\n"
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(text)
+    p = subprocess.run([BIN, "send", "--file", str(path), "--queue-url", url,
+                        "--endpoint-url", moto, "--data-dir", str(tmp_path / "d")],
+                       capture_output=True, text=True, env=AWS_ENV, timeout=120)
+    assert p.returncode == 1, p.stderr
+    not_sent = reported_lines(p.stderr)
+    assert sorted(not_sent) == list(expect_not_sent), p.stderr
+    assert f"{len(not_sent)} of 250 tasks not sent" in p.stderr
+    assert f"sent {250 - len(not_sent)} tasks" in p.stdout
+    arrived = drain(sqs, url)
+    expected = [lines[n] for n in range(1, 251) if n not in not_sent]
+    assert sorted(arrived) == sorted(expected)  # each sent line exactly once
+
