@@ -355,3 +355,110 @@ def test_send_reports_exactly_the_lines_not_sent(moto, tmp_path, big_lines, expe
     expected = [lines[n] for n in range(1, 251) if n not in not_sent]
     assert sorted(arrived) == sorted(expected)  # each sent line exactly once
 
+
+# --- logs: streamed, --tail, --follow (issue 8, defect 8) ------------------
+
+SCRIPT_TEMPLATE = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  generateName: s-
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: c
+        image: busybox
+        command: ["sh", "-c", "$script"]
+"""
+
+
+@pytest.fixture
+def script_serve(serve, tmp_path):
+    path = tmp_path / "script.yaml"
+    path.write_text(SCRIPT_TEMPLATE)
+    return lambda *extra: serve(*extra, template_path=path)
+
+
+def finished_job(data_dir):
+    return wait_for(lambda: next((j for j in jobs(data_dir)
+                                  if state(j) in ("Complete", "Failed")), None),
+                    timeout=120, what="a finished job")
+
+
+def run_measuring_rss(tmp_path, *args):
+    """Runs cruncher with stdout to a file; returns (status, stdout path, max RSS in KiB)."""
+    out = tmp_path / f"out-{time.monotonic_ns()}"
+    with open(out, "wb") as stdout, open(str(out) + ".err", "wb") as stderr:
+        p = subprocess.Popen([BIN, *args], stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(p.pid, 0)
+    return os.waitstatus_to_exitcode(status), out, usage.ru_maxrss
+
+
+def test_logs_streams_a_big_log_in_small_memory(script_serve, data_dir, tmp_path):
+    script_serve()
+    # 20 MB of output: 200,000 lines of 99 characters.
+    run("send", json.dumps({"script": "head -c 19800000 /dev/zero | tr '\\0' x | "
+                                      "fold -w 99; echo last line"}),
+        data_dir=data_dir, check=0)
+    name = finished_job(data_dir)["metadata"]["name"]
+    code, small, small_rss = run_measuring_rss(tmp_path, "logs", name, "--tail", "1",
+                                               "--data-dir", str(data_dir))
+    assert code == 0 and small.read_text().endswith("last line\n")
+    code, big, big_rss = run_measuring_rss(tmp_path, "logs", name, "--data-dir", str(data_dir))
+    assert code == 0
+    assert big.stat().st_size > 20_000_000
+    with open(big, "rb") as f:
+        f.seek(-10, os.SEEK_END)
+        assert f.read() == b"last line\n"
+    # Reading the whole log costs no more memory than reading one line of it.
+    assert big_rss < small_rss + 8 * 1024, (small_rss, big_rss)
+
+
+def test_logs_tail_prints_the_last_lines_of_each_attempt(script_serve, data_dir):
+    script_serve()
+    run("send", json.dumps({"script": "seq 1 1000; exit 1"}), data_dir=data_dir, check=0)
+    job = finished_job(data_dir)
+    assert state(job) == "Failed"
+    name = job["metadata"]["name"]
+    out = run("logs", name, "--tail", "3", data_dir=data_dir, check=0).stdout
+    assert out == ("==> attempt-1 (exit code 1) <==\n998\n999\n1000\n"
+                   "==> attempt-2 (exit code 1) <==\n998\n999\n1000\n"), out
+    assert run("logs", name, "--tail", "0", data_dir=data_dir, check=0).stdout.count("\n") == 2
+    assert run("logs", name, data_dir=data_dir, check=0).stdout.count("\n") == 2002
+    assert run("logs", name, "--tail", "-2", data_dir=data_dir).returncode == 2
+
+
+def test_logs_follow_prints_as_written_until_the_job_finishes(script_serve, data_dir):
+    script_serve()
+    run("send", json.dumps({"script": "echo start; sleep 2; echo end; exit 1"}),
+        data_dir=data_dir, check=0)
+    name = wait_for(lambda: next((j["metadata"]["name"] for j in jobs(data_dir)), None),
+                    what="the job")
+    follower = subprocess.Popen([BIN, "logs", "-f", name, "--data-dir", str(data_dir)],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        # The first attempt's output arrives while it still runs...
+        assert follower.stdout.readline().startswith("==> attempt-1")
+        assert follower.stdout.readline() == "start\n"
+        assert state(next(j for j in jobs(data_dir) if j["metadata"]["name"] == name)) \
+            not in ("Complete", "Failed")
+        # ...and the follower ends by itself once the Job has failed.
+        rest = follower.communicate(timeout=60)[0]
+    finally:
+        follower.kill()
+        follower.wait()
+    assert follower.returncode == 0
+    assert state(next(j for j in jobs(data_dir) if j["metadata"]["name"] == name)) == "Failed"
+    assert rest == "end\n==> attempt-2 (running) <==\nstart\nend\n" or \
+        rest.startswith("end\n==> attempt-2 (") and rest.endswith("<==\nstart\nend\n"), rest
+
+
+def test_logs_follow_of_a_finished_job_returns_at_once(script_serve, data_dir):
+    script_serve()
+    run("send", json.dumps({"script": "echo done"}), data_dir=data_dir, check=0)
+    name = finished_job(data_dir)["metadata"]["name"]
+    p = run("logs", "-f", name, data_dir=data_dir, check=0, timeout=10)
+    assert p.stdout == "==> attempt-1 (exit code 0) <==\ndone\n"
