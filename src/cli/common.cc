@@ -1,8 +1,13 @@
 #include "cli/common.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <regex>
+#include <system_error>
 
 namespace cruncher::cli {
 namespace {
@@ -18,6 +23,16 @@ std::string DefaultDataDir() {
     return std::string(home) + "/.local/share/cruncher";
   }
   return ".cruncher";
+}
+
+Status CheckDataDir(const BackendOptions& options) {
+  std::error_code ec;
+  if (options.create || std::filesystem::is_directory(options.data_dir, ec)) {
+    return Status::Ok();
+  }
+  return NotFound("no such data directory: " + options.data_dir +
+                  " (check --data-dir or CRUNCHER_DATA_DIR; `cruncher send` "
+                  "and `cruncher local serve` create it)");
 }
 
 }  // namespace
@@ -60,6 +75,7 @@ Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
   const std::string dlq = options.dlq_name();
   CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(queue));
   CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(dlq));
+  CRUNCHER_RETURN_IF_ERROR(CheckDataDir(options));
   CRUNCHER_ASSIGN_OR_RETURN(auto store,
                             local::LocalQueueStore::Open(options.data_dir));
   auto ensure = [&](const std::string& name, const local::QueueConfig& config) {
@@ -67,6 +83,9 @@ Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
     if (existing.ok()) return Status::Ok();
     if (existing.status().code() != StatusCode::kNotFound)
       return existing.status();
+    if (!options.create) {
+      return NotFound("no queue " + name + " in " + options.data_dir);
+    }
     Status created = store->CreateQueue(name, config);
     // Another process may have created it in between: that is fine.
     return created.code() == StatusCode::kAlreadyExists ? Status::Ok()
@@ -93,7 +112,34 @@ Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
 
 Result<std::unique_ptr<local::LocalJobStore>> OpenJobStore(
     const BackendOptions& options) {
+  CRUNCHER_RETURN_IF_ERROR(CheckDataDir(options));
   return local::LocalJobStore::Open(options.data_dir);
+}
+
+Result<std::string> ResolveHost(const std::string& host) {
+  for (int family : {AF_INET, AF_INET6}) {
+    addrinfo hints{};
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
+    if (rc != 0) {
+      // No address of this family; the other may have one.
+      if (family == AF_INET) continue;
+      return InvalidArgument("cannot resolve host \"" + host +
+                             "\": " + ::gai_strerror(rc));
+    }
+    char address[NI_MAXHOST];
+    rc = ::getnameinfo(found->ai_addr, found->ai_addrlen, address,
+                       sizeof(address), nullptr, 0, NI_NUMERICHOST);
+    ::freeaddrinfo(found);
+    if (rc != 0) {
+      return InvalidArgument("cannot resolve host \"" + host +
+                             "\": " + ::gai_strerror(rc));
+    }
+    return std::string(address);
+  }
+  return InvalidArgument("cannot resolve host \"" + host + "\"");
 }
 
 void SetCommand(CLI::App* cmd, CommandFn fn) {

@@ -39,6 +39,11 @@ struct BackendOptions {
   std::string endpoint_url;
   std::string region;
   std::string profile;
+  // Whether opening the local stores may create the data directory and the
+  // local queues. Commands that only read or act on what is there (status,
+  // jobs, logs, requeue, gc, dlq) clear it: a mistyped --data-dir is then
+  // "no such data directory", not a fresh empty one left behind.
+  bool create = true;
   std::string dlq_name() const { return dlq.empty() ? queue + "-dlq" : dlq; }
 };
 
@@ -57,12 +62,19 @@ struct QueueDefaults {
 };
 // Opens the local queue store and creates the source queue and its
 // dead-letter queue on first use, so that a fresh data directory works with
-// every command.
+// every command. Without options.create: NotFound if the data directory or
+// a queue does not exist.
 Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
     const BackendOptions& options, const QueueDefaults& defaults = {});
-// Opens the Job store of the data directory.
+// Opens the Job store of the data directory (NotFound if the directory does
+// not exist and options.create is false).
 Result<std::unique_ptr<local::LocalJobStore>> OpenJobStore(
     const BackendOptions& options);
+
+// The numeric address of `host` (a name or an address), IPv4 preferred, for
+// servers that bind to an address: "localhost" → "127.0.0.1". InvalidArgument
+// naming the host if it does not resolve.
+Result<std::string> ResolveHost(const std::string& host);
 
 // Registers a subcommand whose callback returns an exit status.
 using CommandFn = std::function<int()>;

@@ -68,6 +68,7 @@ int RunRedrive(const DlqOptions& o) {
 
 void RegisterDlq(CLI::App& app) {
   auto o = std::make_shared<DlqOptions>();
+  o->backend.create = false;  // acts on what is there; creates nothing
   auto* dlq =
       app.add_subcommand("dlq", "Inspect and redrive the dead-letter queue");
   dlq->require_subcommand(1);

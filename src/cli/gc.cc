@@ -35,6 +35,7 @@ int Run(const GcCommandOptions& o) {
 
 void RegisterGc(CLI::App& app) {
   auto o = std::make_shared<GcCommandOptions>();
+  o->backend.create = false;  // acts on what is there; creates nothing
   auto* cmd = app.add_subcommand(
       "gc",
       "Delete finished Jobs (Complete, and Failed with --include-failed)");

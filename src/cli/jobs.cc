@@ -46,6 +46,7 @@ int Run(const JobsOptions& o) {
 
 void RegisterJobs(CLI::App& app) {
   auto o = std::make_shared<JobsOptions>();
+  o->backend.create = false;  // acts on what is there; creates nothing
   auto* cmd = app.add_subcommand(
       "jobs", "List Cruncher's Jobs with their task and state");
   AddBackendOptions(cmd, o->backend);

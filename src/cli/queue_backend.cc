@@ -21,10 +21,19 @@ class LocalQueueBackend final : public QueueBackend {
   std::string dead_letter_name() const override { return dead_letter_.name(); }
   local::LocalQueueStore* local_store() override { return store_.get(); }
 
-  Result<std::vector<std::string>> SendAll(
+  std::vector<SendResult> SendAll(
       const std::vector<OutgoingMessage>& messages) override {
     // One transaction for the lot: durable, and one disk sync.
-    return store_->SendBatch(queue_.name(), messages);
+    auto ids = store_->SendBatch(queue_.name(), messages);
+    std::vector<SendResult> results(messages.size());
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (ids.ok()) {
+        results[i].message_id = (*ids)[i];
+      } else {
+        results[i].status = ids.status();
+      }
+    }
+    return results;
   }
   Result<std::vector<Message>> ListDeadLetters(int limit) override {
     return store_->Peek(dead_letter_.name(), limit);
@@ -60,18 +69,14 @@ class SqsQueueBackend final : public QueueBackend {
     return dead_letter_ ? dead_letter_->queue_url() : "";
   }
 
-  Result<std::vector<std::string>> SendAll(
+  std::vector<SendResult> SendAll(
       const std::vector<OutgoingMessage>& messages) override {
-    std::vector<std::string> ids;
-    for (const auto& r :
+    std::vector<SendResult> results(messages.size());
+    for (auto& r :
          queue_->client().SendMessageBatch(queue_->queue_url(), messages)) {
-      if (!r.status.ok()) {
-        return r.status.WithContext("message " + std::to_string(r.index + 1) +
-                                    " of " + std::to_string(messages.size()));
-      }
-      ids.push_back(r.message_id);
+      results[r.index] = {std::move(r.status), std::move(r.message_id)};
     }
-    return ids;
+    return results;
   }
 
   Result<std::vector<Message>> ListDeadLetters(int limit) override {

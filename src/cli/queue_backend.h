@@ -32,9 +32,16 @@ class QueueBackend {
   virtual std::string queue_name() const = 0;
   virtual std::string dead_letter_name() const = 0;  // "" if none
 
-  // Sends all messages, batched; one message id per message, in order.
-  // Stops at the first failure, returning it with how many were sent.
-  virtual Result<std::vector<std::string>> SendAll(
+  // What became of one message given to SendAll.
+  struct SendResult {
+    Status status;
+    std::string message_id;  // set when status is OK
+  };
+  // Sends all messages, batched; one result per message, in order. A failed
+  // batch fails only its own messages (the others are still sent), so the
+  // caller knows exactly which messages are queued. Locally all messages are
+  // one transaction: all are sent or none.
+  virtual std::vector<SendResult> SendAll(
       const std::vector<OutgoingMessage>& messages) = 0;
   // Up to `limit` dead-lettered messages. Locally they are read without
   // being received; SQS has no peek, so they are received with visibility 0

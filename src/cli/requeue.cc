@@ -51,6 +51,7 @@ int Run(const RequeueOptions& o) {
 
 void RegisterRequeue(CLI::App& app) {
   auto o = std::make_shared<RequeueOptions>();
+  o->backend.create = false;  // acts on what is there; creates nothing
   auto* cmd = app.add_subcommand(
       "requeue",
       "Send finished Jobs' tasks back to the queue, then delete the Jobs");

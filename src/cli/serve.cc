@@ -55,7 +55,8 @@ void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
                   "Port of the SQS endpoint (0: pick a free one)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  cmd->add_option("--sqs-host", e.host, "Address of the SQS endpoint")
+  cmd->add_option("--sqs-host", e.host,
+                  "Address or host name of the SQS endpoint")
       ->capture_default_str();
   cmd->add_flag("!--no-sqs", e.enabled, "Do not serve the SQS API");
   cmd->add_flag("--require-auth", e.require_auth,
@@ -133,7 +134,11 @@ int Run(ServeOptions& o) {
       (*queues)->local_store() != nullptr) {
     sqs::SqsEndpointOptions options;
     options.region = EndpointRegion(o.backend.region);
-    options.host = o.endpoint->host;
+    // The endpoint binds to an address: "--sqs-host localhost" is resolved
+    // here, and the endpoint's URLs then carry the address.
+    auto host = ResolveHost(o.endpoint->host);
+    if (!host.ok()) return Fail(host.status().WithContext("--sqs-host"));
+    options.host = *host;
     options.port = o.endpoint->port;
     options.require_auth = o.endpoint->require_auth;
     if (options.require_auth) {

@@ -76,6 +76,7 @@ int Run(const StatusOptions& o) {
 
 void RegisterStatus(CLI::App& app) {
   auto o = std::make_shared<StatusOptions>();
+  o->backend.create = false;  // acts on what is there; creates nothing
   auto* cmd = app.add_subcommand(
       "status",
       "Show queue depth, messages in flight, DLQ depth and Jobs by state");

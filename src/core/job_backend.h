@@ -10,7 +10,9 @@
 #define CRUNCHER_CORE_JOB_BACKEND_H_
 
 #include <nlohmann/json.hpp>
+#include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/job.h"
@@ -22,6 +24,28 @@ namespace cruncher {
 struct AttemptLog {
   std::string attempt;  // pod name, or "attempt-N"
   std::string output;   // stdout and stderr, interleaved
+};
+
+// What StreamLogs reads of a Job's attempts (kubectl logs' --tail and -f;
+// on Kubernetes the pods' log endpoint with tailLines=N and follow=true).
+struct LogOptions {
+  // Only the last this many lines of each attempt; negative: all of it.
+  long long tail_lines = -1;
+  // Keep reading as attempts write and wait for further attempts, until
+  // the Job is finished and everything it wrote has been read.
+  bool follow = false;
+};
+
+// Receives a Job's output from StreamLogs, on the calling thread, in
+// pieces of bounded size: a log never has to fit in memory.
+class LogSink {
+ public:
+  virtual ~LogSink() = default;
+  // The next attempt begins: its name and, where known, its outcome
+  // ("attempt-2 (exit code 3)", "attempt-3 (running)", or a pod name).
+  virtual void BeginAttempt(const std::string& attempt) = 0;
+  // The next piece of that attempt's output (stdout and stderr interleaved).
+  virtual void Write(std::string_view data) = 0;
 };
 
 class JobBackend {
@@ -57,7 +81,29 @@ class JobBackend {
   // The number of Jobs of ours that are not finished (pending or running).
   virtual Result<int> CountUnfinished() = 0;
 
-  virtual Result<std::vector<AttemptLog>> Logs(const std::string& name) = 0;
+  // Streams the output of the Job's attempts, oldest first, to `sink`.
+  // Without options.follow it reads what has been written so far; with it,
+  // it returns once the Job is finished and all its output is read, or when
+  // `stop` is requested. NotFound if there is no such Job (also when it is
+  // deleted while followed); other errors name the attempt that failed.
+  virtual Status StreamLogs(const std::string& name, const LogOptions& options,
+                            LogSink& sink, std::stop_token stop) = 0;
+
+  // The whole output of every attempt so far, in memory: for small logs
+  // (tests, the demo). `cruncher logs` streams.
+  Result<std::vector<AttemptLog>> Logs(const std::string& name) {
+    struct Collect final : LogSink {
+      std::vector<AttemptLog> logs;
+      void BeginAttempt(const std::string& attempt) override {
+        logs.push_back({attempt, ""});
+      }
+      void Write(std::string_view data) override {
+        logs.back().output.append(data);
+      }
+    } collect;
+    CRUNCHER_RETURN_IF_ERROR(StreamLogs(name, {}, collect, {}));
+    return std::move(collect.logs);
+  }
 };
 
 }  // namespace cruncher

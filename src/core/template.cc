@@ -3,10 +3,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <regex>
 #include <sstream>
+#include <system_error>
 
 #include "core/job.h"
 #include "core/job_name.h"
@@ -306,6 +308,13 @@ Result<JobTemplate> JobTemplate::Parse(std::string_view text,
 }
 
 Result<JobTemplate> JobTemplate::Load(const std::string& path) {
+  // An ifstream opens a directory and reads nothing from it, which would
+  // then be reported as an empty (non-mapping) manifest.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgument("template " + path +
+                           " is a directory, not a Job manifest file");
+  }
   std::ifstream in(path);
   if (!in) return NotFound("cannot read template file " + path);
   std::stringstream buffer;

@@ -1,11 +1,10 @@
 #include "local/job_store.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include "core/random_id.h"
+#include "local/log_file.h"
 
 namespace cruncher::local {
 namespace {
@@ -176,33 +175,60 @@ Result<int> LocalJobStore::CountUnfinished() {
   return count;
 }
 
-Result<std::vector<AttemptLog>> LocalJobStore::Logs(const std::string& name) {
-  std::vector<std::pair<int, std::string>> attempts;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    CRUNCHER_RETURN_IF_ERROR(LoadLocked(name).status());
-    CRUNCHER_ASSIGN_OR_RETURN(
-        Statement st,
-        db_->Prepare("SELECT n, exit_code, reason FROM attempts WHERE job=? "
-                     "ORDER BY n"));
-    st.Bind(1, name);
-    while (st.Step()) {
-      std::string outcome =
-          st.IsNull(1) ? "running" : "exit code " + std::to_string(st.Int(1));
-      if (!st.IsNull(2)) outcome += ", " + st.Text(2);
-      attempts.emplace_back(static_cast<int>(st.Int(0)), outcome);
+Result<LocalJobStore::AttemptRecords> LocalJobStore::LoadAttempts(
+    const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  AttemptRecords records;
+  CRUNCHER_ASSIGN_OR_RETURN(Job job, LoadLocked(name));
+  records.job_finished = job.finished();
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st,
+      db_->Prepare("SELECT n, exit_code, reason, finished_at FROM attempts "
+                   "WHERE job=? ORDER BY n"));
+  st.Bind(1, name);
+  while (st.Step()) {
+    std::string outcome =
+        st.IsNull(1) ? "running" : "exit code " + std::to_string(st.Int(1));
+    if (!st.IsNull(2)) outcome += ", " + st.Text(2);
+    records.attempts.push_back(
+        {static_cast<int>(st.Int(0)), outcome, !st.IsNull(3)});
+  }
+  CRUNCHER_RETURN_IF_ERROR(st.status());
+  return records;
+}
+
+Status LocalJobStore::StreamLogs(const std::string& name,
+                                 const LogOptions& options, LogSink& sink,
+                                 std::stop_token stop) {
+  int next = 1;  // the first attempt whose output is not fully read
+  std::unique_ptr<LogFileReader> reader;  // of attempt `next`, once begun
+  while (true) {
+    CRUNCHER_ASSIGN_OR_RETURN(AttemptRecords records, LoadAttempts(name));
+    bool waiting = false;  // on an attempt that may still write
+    for (const AttemptRecord& a : records.attempts) {
+      if (a.n < next) continue;
+      if (!reader) {
+        sink.BeginAttempt("attempt-" + std::to_string(a.n) + " (" + a.outcome +
+                          ")");
+        reader = std::make_unique<LogFileReader>(LogPath(name, a.n),
+                                                 options.tail_lines);
+      }
+      // Finished before this read began: what the read finds is all of it.
+      // (A finished Job has no live attempt, whatever its records say.)
+      const bool complete = a.finished || records.job_finished;
+      CRUNCHER_RETURN_IF_ERROR(reader->ReadNew(sink));
+      if (!complete) {
+        waiting = true;
+        break;
+      }
+      reader.reset();
+      next = a.n + 1;
     }
-    CRUNCHER_RETURN_IF_ERROR(st.status());
+    if (!options.follow || (records.job_finished && !waiting)) {
+      return Status::Ok();
+    }
+    if (!clock_.SleepFor(kFollowPollMillis, stop)) return Status::Ok();
   }
-  std::vector<AttemptLog> logs;
-  for (const auto& [n, outcome] : attempts) {
-    std::ifstream in(LogPath(name, n));
-    std::stringstream text;
-    if (in) text << in.rdbuf();
-    logs.push_back(
-        {"attempt-" + std::to_string(n) + " (" + outcome + ")", text.str()});
-  }
-  return logs;
 }
 
 Result<std::vector<LocalJobStore::Runnable>> LocalJobStore::DueJobs(Millis now,

@@ -43,7 +43,11 @@ class LocalJobStore final : public JobBackend {
   // executor when it notices.
   Status Delete(const std::string& name) override;
   Result<int> CountUnfinished() override;
-  Result<std::vector<AttemptLog>> Logs(const std::string& name) override;
+  // Reads the attempts' log files in pieces; with follow, polls them and
+  // the Job's record through the clock every kFollowPollMillis.
+  Status StreamLogs(const std::string& name, const LogOptions& options,
+                    LogSink& sink, std::stop_token stop) override;
+  static constexpr Millis kFollowPollMillis = 200;
 
   // --- For the executor -------------------------------------------------
 
@@ -97,6 +101,16 @@ class LocalJobStore final : public JobBackend {
         doorbell_(std::move(doorbell)),
         clock_(clock) {}
   Result<Job> LoadLocked(const std::string& name);
+  struct AttemptRecord {
+    int n = 0;
+    std::string outcome;  // "running", "exit code 3, DeadlineExceeded"
+    bool finished = false;
+  };
+  struct AttemptRecords {
+    bool job_finished = false;
+    std::vector<AttemptRecord> attempts;  // oldest first
+  };
+  Result<AttemptRecords> LoadAttempts(const std::string& name);
   Status ApplyFinishedLocked(const Finished& f, Millis now,
                              const ExponentialBackoff& backoff);
   Status ApplyStartedLocked(const Started& s, Millis now);

@@ -1,12 +1,18 @@
 """The operator's CLI against the local backend, end to end."""
 import json
 import os
+import re
 import signal
+import socket
+import subprocess
 import time
 
 import pytest
 
 from conftest import BIN, jobs, queue_status, run, state, wait_for
+
+AWS_ENV = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
 
 COMMANDS = [["demo"], ["local", "serve"], ["watch"], ["send"], ["status"], ["jobs"],
             ["logs"], ["requeue"], ["gc"], ["dlq", "list"], ["dlq", "redrive"]]
@@ -200,3 +206,259 @@ def test_sigterm_stops_serve_cleanly(serve, data_dir):
     wait_for(lambda: "serving" in server.logs(), what="serving")
     assert server.stop(signal.SIGTERM) == 0
     assert '"event":"stopped"' in server.logs()
+
+
+# --- Papercuts (issue 8, defect 18) ---------------------------------------
+
+@pytest.mark.parametrize("cmd, unknown", [(["frobnicate"], "frobnicate"),
+                                          (["dlq", "purge"], "purge"),
+                                          (["local", "sevre"], "sevre")])
+def test_unknown_subcommand_is_named(cmd, unknown):
+    p = run(*cmd)
+    assert p.returncode == 2
+    assert f'unknown command "{unknown}"' in p.stderr, p.stderr
+
+
+def test_template_directory_is_named_as_such(data_dir, tmp_path):
+    p = run("local", "serve", "--template", str(tmp_path), data_dir=data_dir)
+    assert p.returncode == 1
+    assert f"{tmp_path} is a directory" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("body, kind", [("[1,2]", "array"), ("[]", "array"),
+                                        ('["a","b"]', "array")])
+def test_json_array_argument_is_one_refused_body(data_dir, body, kind):
+    p = run("send", body, data_dir=data_dir)
+    assert p.returncode == 1
+    assert "1 invalid task," in p.stderr, p.stderr
+    assert f"argument 1: message body must be a JSON object, got {kind}" in p.stderr
+    assert "argument 2" not in p.stderr
+
+
+def test_sqs_host_accepts_a_host_name(serve, data_dir):
+    server = serve("--sqs-host", "localhost")
+    serving = wait_for(lambda: next((json.loads(line) for line in server.logs().splitlines()
+                                     if '"event":"serving"' in line), None), timeout=30,
+                       what=f"serving; logs:\n{server.logs()}")
+    endpoint = serving["sqs"]["endpoint_url"]
+    assert endpoint.startswith("http://127.0.0.1:"), endpoint
+    url = serving["sqs"]["queue_url"]
+    p = subprocess.run([BIN, "send", '{"n": 1}', "--queue-url", url, "--endpoint-url",
+                        endpoint, "--data-dir", str(data_dir)],
+                       capture_output=True, text=True, env=AWS_ENV, timeout=60)
+    assert p.returncode == 0, p.stderr
+
+
+def test_unresolvable_sqs_host_is_a_clear_error(data_dir, template):
+    p = run("local", "serve", "--template", str(template), "--sqs-host",
+            "no-such-host.invalid", "--sqs-port", "0", data_dir=data_dir, timeout=30)
+    assert p.returncode == 1
+    assert "no-such-host.invalid" in p.stderr, p.stderr
+
+
+READ_ONLY_COMMANDS = [["status"], ["jobs"], ["logs", "some-job"], ["dlq", "list"],
+                      ["requeue", "--all-failed"], ["gc"], ["dlq", "redrive"]]
+
+
+@pytest.mark.parametrize("cmd", READ_ONLY_COMMANDS, ids=" ".join)
+def test_commands_do_not_create_a_missing_data_dir(tmp_path, cmd):
+    missing = tmp_path / "missing" / "data"
+    p = run(*cmd, data_dir=missing)
+    assert p.returncode == 1
+    assert f"no such data directory: {missing}" in p.stderr, p.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+# --- send: partial failures on SQS (issue 8, defect 7) --------------------
+
+
+@pytest.fixture
+def moto(tmp_path):
+    """A moto server on a free loopback port; yields its endpoint URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "moto.log", "w")
+    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def up():
+        with socket.socket() as c:
+            return c.connect_ex(("127.0.0.1", port)) == 0
+    try:
+        wait_for(up, timeout=60, what="moto_server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def reported_lines(stderr):
+    """The line numbers `send` reports as not sent ("  lines 3, 11-20: why")."""
+    numbers = []
+    for line in stderr.splitlines():
+        m = re.match(r"^  lines? ([0-9, -]+): ", line)
+        if not m:
+            continue
+        for part in m.group(1).split(", "):
+            first, _, last = part.partition("-")
+            numbers += range(int(first), int(last or first) + 1)
+    return numbers
+
+
+def drain(sqs, url):
+    """Every message body of the queue (each received once, kept invisible)."""
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                  VisibilityTimeout=600).get("Messages", [])
+        if not got:
+            return bodies
+        bodies += [m["Body"] for m in got]
+
+
+@pytest.mark.parametrize("big_lines, expect_not_sent", [
+    # One line too large for the queue: SQS refuses its whole batch of ten
+    # (moto validates a batch before sending any of it); every other line
+    # before and after it is queued.
+    ([137], range(131, 141)),
+    # A whole chunk of 100 refused: send stops there; the rest is reported
+    # as not tried, and what went before stays queued.
+    (range(101, 201), range(101, 251)),
+])
+def test_send_reports_exactly_the_lines_not_sent(moto, tmp_path, big_lines, expect_not_sent):
+    import boto3
+    sqs = boto3.client("sqs", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    url = sqs.create_queue(QueueName="small",
+                           Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
+    lines = {}
+    text = ""
+    for n in range(1, 251):
+        body = {"n": n}
+        if n in big_lines:
+            body["pad"] = "x" * 2000  # under cruncher's 1 MiB, over the queue's 1 KiB
+        lines[n] = json.dumps(body)
+        text += lines[n] + "\n"
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(text)
+    p = subprocess.run([BIN, "send", "--file", str(path), "--queue-url", url,
+                        "--endpoint-url", moto, "--data-dir", str(tmp_path / "d")],
+                       capture_output=True, text=True, env=AWS_ENV, timeout=120)
+    assert p.returncode == 1, p.stderr
+    not_sent = reported_lines(p.stderr)
+    assert sorted(not_sent) == list(expect_not_sent), p.stderr
+    assert f"{len(not_sent)} of 250 tasks not sent" in p.stderr
+    assert f"sent {250 - len(not_sent)} tasks" in p.stdout
+    arrived = drain(sqs, url)
+    expected = [lines[n] for n in range(1, 251) if n not in not_sent]
+    assert sorted(arrived) == sorted(expected)  # each sent line exactly once
+
+
+# --- logs: streamed, --tail, --follow (issue 8, defect 8) ------------------
+
+SCRIPT_TEMPLATE = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  generateName: s-
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: c
+        image: busybox
+        command: ["sh", "-c", "$script"]
+"""
+
+
+@pytest.fixture
+def script_serve(serve, tmp_path):
+    path = tmp_path / "script.yaml"
+    path.write_text(SCRIPT_TEMPLATE)
+    return lambda *extra: serve(*extra, template_path=path)
+
+
+def finished_job(data_dir):
+    return wait_for(lambda: next((j for j in jobs(data_dir)
+                                  if state(j) in ("Complete", "Failed")), None),
+                    timeout=120, what="a finished job")
+
+
+def run_measuring_rss(tmp_path, *args):
+    """Runs cruncher with stdout to a file; returns (status, stdout path, max RSS in KiB)."""
+    out = tmp_path / f"out-{time.monotonic_ns()}"
+    with open(out, "wb") as stdout, open(str(out) + ".err", "wb") as stderr:
+        p = subprocess.Popen([BIN, *args], stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(p.pid, 0)
+    return os.waitstatus_to_exitcode(status), out, usage.ru_maxrss
+
+
+def test_logs_streams_a_big_log_in_small_memory(script_serve, data_dir, tmp_path):
+    script_serve()
+    # 20 MB of output: 200,000 lines of 99 characters.
+    run("send", json.dumps({"script": "head -c 19800000 /dev/zero | tr '\\0' x | "
+                                      "fold -w 99; echo last line"}),
+        data_dir=data_dir, check=0)
+    name = finished_job(data_dir)["metadata"]["name"]
+    code, small, small_rss = run_measuring_rss(tmp_path, "logs", name, "--tail", "1",
+                                               "--data-dir", str(data_dir))
+    assert code == 0 and small.read_text().endswith("last line\n")
+    code, big, big_rss = run_measuring_rss(tmp_path, "logs", name, "--data-dir", str(data_dir))
+    assert code == 0
+    assert big.stat().st_size > 20_000_000
+    with open(big, "rb") as f:
+        f.seek(-10, os.SEEK_END)
+        assert f.read() == b"last line\n"
+    # Reading the whole log costs no more memory than reading one line of it.
+    assert big_rss < small_rss + 8 * 1024, (small_rss, big_rss)
+
+
+def test_logs_tail_prints_the_last_lines_of_each_attempt(script_serve, data_dir):
+    script_serve()
+    run("send", json.dumps({"script": "seq 1 1000; exit 1"}), data_dir=data_dir, check=0)
+    job = finished_job(data_dir)
+    assert state(job) == "Failed"
+    name = job["metadata"]["name"]
+    out = run("logs", name, "--tail", "3", data_dir=data_dir, check=0).stdout
+    assert out == ("==> attempt-1 (exit code 1) <==\n998\n999\n1000\n"
+                   "==> attempt-2 (exit code 1) <==\n998\n999\n1000\n"), out
+    assert run("logs", name, "--tail", "0", data_dir=data_dir, check=0).stdout.count("\n") == 2
+    assert run("logs", name, data_dir=data_dir, check=0).stdout.count("\n") == 2002
+    assert run("logs", name, "--tail", "-2", data_dir=data_dir).returncode == 2
+
+
+def test_logs_follow_prints_as_written_until_the_job_finishes(script_serve, data_dir):
+    script_serve()
+    run("send", json.dumps({"script": "echo start; sleep 2; echo end; exit 1"}),
+        data_dir=data_dir, check=0)
+    name = wait_for(lambda: next((j["metadata"]["name"] for j in jobs(data_dir)), None),
+                    what="the job")
+    follower = subprocess.Popen([BIN, "logs", "-f", name, "--data-dir", str(data_dir)],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        # The first attempt's output arrives while it still runs...
+        assert follower.stdout.readline().startswith("==> attempt-1")
+        assert follower.stdout.readline() == "start\n"
+        assert state(next(j for j in jobs(data_dir) if j["metadata"]["name"] == name)) \
+            not in ("Complete", "Failed")
+        # ...and the follower ends by itself once the Job has failed.
+        rest = follower.communicate(timeout=60)[0]
+    finally:
+        follower.kill()
+        follower.wait()
+    assert follower.returncode == 0
+    assert state(next(j for j in jobs(data_dir) if j["metadata"]["name"] == name)) == "Failed"
+    assert rest == "end\n==> attempt-2 (running) <==\nstart\nend\n" or \
+        rest.startswith("end\n==> attempt-2 (") and rest.endswith("<==\nstart\nend\n"), rest
+
+
+def test_logs_follow_of_a_finished_job_returns_at_once(script_serve, data_dir):
+    script_serve()
+    run("send", json.dumps({"script": "echo done"}), data_dir=data_dir, check=0)
+    name = finished_job(data_dir)["metadata"]["name"]
+    p = run("logs", "-f", name, data_dir=data_dir, check=0, timeout=10)
+    assert p.stdout == "==> attempt-1 (exit code 0) <==\ndone\n"

@@ -506,6 +506,16 @@ TEST(TemplateTest, LoadOfMissingFileIsNotFound) {
             std::string::npos);
 }
 
+TEST(TemplateTest, LoadOfDirectoryNamesIt) {
+  const std::string dir = ::testing::TempDir();
+  auto t = JobTemplate::Load(dir);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(t.status().message().find(dir + " is a directory"),
+            std::string::npos)
+      << t.status().message();
+}
+
 TEST(TemplateTest, NamePrefix) {
   EXPECT_EQ(MustParse(kTemplate).name_prefix(), "demo-");
   JobTemplate named = MustParse(

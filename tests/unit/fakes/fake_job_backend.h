@@ -80,10 +80,11 @@ class FakeJobBackend final : public JobBackend {
     return n;
   }
 
-  Result<std::vector<AttemptLog>> Logs(const std::string& name) override {
+  Status StreamLogs(const std::string& name, const LogOptions&, LogSink&,
+                    std::stop_token) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!jobs_.count(name)) return NotFound("job " + name + " not found");
-    return std::vector<AttemptLog>{};
+    return Status::Ok();
   }
 
   // --- For tests ----------------------------------------------------------
