@@ -53,6 +53,8 @@ struct OutgoingMessage {
 
 // SQS's limit on one message, its body and attributes together.
 inline constexpr int kMaxMessageBytes = 1024 * 1024;
+// SQS's limit on the message attributes of one message.
+inline constexpr size_t kMaxMessageAttributes = 10;
 
 // What SQS counts against that limit: the body plus each attribute's name,
 // data type and value.

@@ -59,7 +59,7 @@ const char* ToString(ReasonFit fit) {
     case ReasonFit::kTruncated:
       return "truncated";
     case ReasonFit::kOmitted:
-      return "omitted: the body leaves no room";
+      return "omitted: the body or the message's own attributes leave no room";
   }
   return "";
 }
@@ -77,7 +77,8 @@ const char* ToString(ReasonFit fit) {
 OutgoingMessage DeadLetterCopy(const Message& message, std::string_view reason,
                                const std::string& source_queue,
                                ReasonFit* fit) {
-  OutgoingMessage copy{message.body, message.attributes};
+  // Delay 0: the DLQ's own default delay would only hide the failure.
+  OutgoingMessage copy{message.body, message.attributes, 0};
   for (const char* ours :
        {kErrorAttribute, kSourceQueueAttribute, kSourceMessageIdAttribute}) {
     copy.attributes.erase(ours);
@@ -87,7 +88,15 @@ OutgoingMessage DeadLetterCopy(const Message& message, std::string_view reason,
   const std::pair<const char*, const std::string*> extras[] = {
       {kSourceMessageIdAttribute, &message.id},
       {kSourceQueueAttribute, &source_queue}};
-  for (size_t n = std::size(extras);; --n) {
+  // SQS takes at most kMaxMessageAttributes attributes: the message's own
+  // come first, then ours as far as they fit by count as well as by size.
+  const size_t own = copy.attributes.size();
+  if (own >= kMaxMessageAttributes) {
+    *fit = ReasonFit::kOmitted;
+    return copy;
+  }
+  for (size_t n = std::min(std::size(extras), kMaxMessageAttributes - own - 1);;
+       --n) {
     size_t needed =
         base + std::string_view(kErrorAttribute).size() + kind.data_type.size();
     for (size_t k = 0; k < n; ++k) {

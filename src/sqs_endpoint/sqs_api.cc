@@ -902,7 +902,7 @@ class SqsApi::Call {
     if (!it->is_object()) {
       return SerializationError("MessageAttributes must be a map");
     }
-    if (it->size() > 10) {
+    if (it->size() > kMaxMessageAttributes) {
       return InvalidParameterValue("Number of message attributes [" +
                                    std::to_string(it->size()) +
                                    "] exceeds the allowed maximum [10].");

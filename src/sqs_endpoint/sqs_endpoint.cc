@@ -110,9 +110,10 @@ class SqsEndpoint::Impl {
 
  private:
   void DoAccept();
-  // At the connection limit: closes the session that has waited longest for
-  // a request. False if every session is reading or serving one.
-  bool EvictIdleLocked();
+  // At the connection limit: the session that has waited longest for a
+  // request, to be evicted by the caller after releasing mu_; null if every
+  // session is reading or serving one.
+  std::shared_ptr<Session> LongestIdleLocked();
   void SessionWaiting();
   void SessionClosed(Session* session);
 
@@ -425,33 +426,40 @@ void SqsEndpoint::Impl::DoAccept() {
         if (stopping_) return;
         auto session = std::make_shared<Session>(*this, std::move(socket));
         bool pause = false;
+        // Declared before the lock: if the victim closes meanwhile, this
+        // may be its last reference, and ~Session locks mu_.
+        std::shared_ptr<Session> victim;
         {
           std::lock_guard<std::mutex> lock(mu_);
           sessions_[session.get()] = session;
           if (static_cast<int>(sessions_.size()) > options_.max_connections) {
-            pause = !EvictIdleLocked();
+            victim = LongestIdleLocked();
+            pause = victim == nullptr;
           }
           accept_paused_ = pause;
         }
+        if (victim) victim->Evict();
         session->Start();
         if (!pause) DoAccept();
       });
 }
 
-bool SqsEndpoint::Impl::EvictIdleLocked() {
-  std::shared_ptr<Session> oldest;
+std::shared_ptr<SqsEndpoint::Impl::Session>
+SqsEndpoint::Impl::LongestIdleLocked() {
+  // No lock() inside the loop: a temporary shared_ptr dropped here could be
+  // a closing session's last reference, destroyed under mu_.
+  Session* oldest = nullptr;
   Millis oldest_since = 0;
   for (auto& [ptr, weak] : sessions_) {
+    if (weak.expired()) continue;  // closing: its destructor waits for mu_
     const Millis since = ptr->waiting_since();
-    if (since == 0 || (oldest && since >= oldest_since)) continue;
-    if (auto session = weak.lock()) {
-      oldest = std::move(session);
+    if (since == 0) continue;
+    if (oldest == nullptr || since < oldest_since) {
+      oldest = ptr;
       oldest_since = since;
     }
   }
-  if (!oldest) return false;
-  oldest->Evict();
-  return true;
+  return oldest == nullptr ? nullptr : sessions_[oldest].lock();
 }
 
 void SqsEndpoint::Impl::SessionWaiting() {

@@ -259,6 +259,42 @@ INSTANTIATE_TEST_SUITE_P(
                    "Job.batch is invalid"}),
     [](const auto& test_info) { return std::string(test_info.param.name); });
 
+// SQS takes at most 10 attributes per message: a poison message that
+// carries 8 of its own cannot also take Cruncher's 3; its copy keeps its own
+// and as many of ours as fit, the reason first. (The copy had 11 and was
+// refused, so the message stayed until the queue's redrive moved it without
+// any reason.)
+TEST_F(DispatcherTest, DeadLetterCopyKeepsToTheAttributeCountLimit) {
+  auto d = Make({}, true);
+  OutgoingMessage m{"not json", {}, 0};
+  for (int i = 0; i < 8; ++i) {
+    m.attributes["a" + std::to_string(i)] = {"String", "v"};
+  }
+  source_.Send(m).value();
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(d->stats().dead_lettered, 1);
+  ASSERT_EQ(dlq_.size(), 1u);
+  const Message dead = dlq_.messages()[0].message;
+  EXPECT_EQ(dead.attributes.size(), kMaxMessageAttributes);
+  EXPECT_TRUE(dead.attributes.count(kErrorAttribute));
+  EXPECT_TRUE(dead.attributes.count(kSourceMessageIdAttribute));
+  EXPECT_EQ(source_.size(), 0u);
+}
+
+TEST_F(DispatcherTest, DeadLetterCopyOfAMessageWithTenAttributesGoesWithoutOurs) {
+  auto d = Make({}, true);
+  OutgoingMessage m{"not json", {}, 0};
+  for (size_t i = 0; i < kMaxMessageAttributes; ++i) {
+    m.attributes["a" + std::to_string(i)] = {"String", "v"};
+  }
+  source_.Send(m).value();
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(d->stats().dead_lettered, 1);  // moved, not kept to churn
+  ASSERT_EQ(dlq_.size(), 1u);
+  EXPECT_FALSE(dlq_.messages()[0].message.attributes.count(kErrorAttribute));
+  EXPECT_TRUE(logs_.Contains("not valid JSON"));  // the reason is in the log
+}
+
 TEST_F(DispatcherTest, DeadLetterSendFailureKeepsTheMessage) {
   auto d = Make({}, true);
   dlq_.set_send_error(Unavailable("dlq down"));

@@ -77,6 +77,11 @@ class FakeMessageQueue final : public MessageQueue {
   Result<std::string> Send(const OutgoingMessage& message) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!send_error_.ok()) return send_error_;
+    if (message.attributes.size() > kMaxMessageAttributes) {
+      return InvalidArgument("Number of message attributes [" +
+                             std::to_string(message.attributes.size()) +
+                             "] exceeds the allowed maximum [10].");
+    }
     Stored s;
     s.message.id = "msg-" + std::to_string(++id_seq_);
     s.message.body = message.body;
