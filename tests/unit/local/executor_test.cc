@@ -12,10 +12,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
+#include "core/log.h"
 #include "fakes/job_store_util.h"
 #include "fakes/test_util.h"
+#include "local/commit_faults.h"
 #include "local/job_store.h"
 
 extern char** environ;
@@ -23,6 +28,7 @@ extern char** environ;
 namespace cruncher::local {
 namespace {
 
+using cruncher::testing::CommitFaults;
 using cruncher::testing::ReadFile;
 using cruncher::testing::RecordFinished;
 using cruncher::testing::RecordStarted;
@@ -414,6 +420,129 @@ TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
   executor_->Stop();  // kills the second attempt
   EXPECT_TRUE(ProcessGone(second_pid) ||
               WaitFor([&] { return ProcessGone(second_pid); }, seconds(5)));
+}
+
+int CountConditions(const Job& job, const std::string& type) {
+  int n = 0;
+  for (const auto& c : job.json()["status"].value("conditions", json::array()))
+    if (c.value("type", "") == type) ++n;
+  return n;
+}
+
+// Tests in which the database fails chosen commits (issue 8, defects 3 and
+// 17). Each task appends its attempt number to DIR/NAME.runs, so a second
+// process for one attempt shows.
+class ExecutorFaultTest : public ExecutorTest {
+ protected:
+  void SetUp() override {
+    ExecutorTest::SetUp();
+    faults_ = std::make_shared<CommitFaults>(SQLITE_FULL);
+    SetFaultInjector(faults_);
+    SetLogSink([this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(log_mu_);
+      log_.push_back(line);
+    });
+  }
+  void TearDown() override {
+    ExecutorTest::TearDown();  // stops the executor first
+    SetFaultInjector(nullptr);
+    SetLogSink(nullptr);
+  }
+
+  json Task(const std::string& name, int exit_code, json spec_extra = {}) {
+    return Manifest(name,
+                    {"sh", "-c",
+                     "echo $CRUNCHER_ATTEMPT >> " + Runs(name) +
+                         "; sleep 0.1; exit " + std::to_string(exit_code)},
+                    spec_extra.is_null() ? json::object() : spec_extra);
+  }
+  std::string Runs(const std::string& name) {
+    return dir_.path() + "/" + name + ".runs";
+  }
+  int LogLines(const std::string& event) {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    return static_cast<int>(
+        std::count_if(log_.begin(), log_.end(), [&](const std::string& l) {
+          return l.find("\"" + event + "\"") != std::string::npos;
+        }));
+  }
+
+  std::shared_ptr<CommitFaults> faults_;
+  std::mutex log_mu_;
+  std::vector<std::string> log_;
+};
+
+// The commit that records the start fails: the process runs on, the Job
+// still looks due in the store, and it must not be started a second time.
+TEST_F(ExecutorFaultTest, AStartThatCannotBeRecordedIsNotStartedAgain) {
+  Create(Task("once", 0));
+  faults_->FailNth(1);
+  StartExecutor();
+  Job job = WaitFinished("once");
+  EXPECT_EQ(faults_->failed(), 1);
+  EXPECT_EQ(job.state(), JobState::kComplete);
+  EXPECT_EQ(job.succeeded(), 1);
+  EXPECT_EQ(ReadFile(Runs("once")), "1\n");
+  EXPECT_EQ(Logs("once").size(), 1u);
+}
+
+// The commit that records the exit fails: the result is kept and recorded
+// on a later wake-up instead of leaving the Job Running forever.
+TEST_F(ExecutorFaultTest, AFinishThatCannotBeRecordedIsRecordedLater) {
+  Create(Task("late", 0));
+  faults_->FailNth(2);  // 1 records the start
+  StartExecutor();
+  Job job = WaitFinished("late", seconds(10));
+  EXPECT_EQ(faults_->failed(), 1);
+  EXPECT_EQ(job.state(), JobState::kComplete);
+  EXPECT_EQ(ReadFile(Runs("late")), "1\n");
+  EXPECT_TRUE(WaitFor([&] { return executor_->running() == 0; }));
+}
+
+// The disk is full for a while, then space returns: every Job ends in
+// exactly one terminal condition, none is left Running, no attempt runs
+// twice, and the repeated error is logged a bounded number of times.
+TEST_F(ExecutorFaultTest, DiskFullThenSpaceReturns) {
+  const int kJobs = 8;
+  for (int i = 0; i < kJobs; ++i) {
+    // Even Jobs succeed; odd ones fail twice (backoffLimit 1).
+    Create(Task("job-" + std::to_string(i), i % 2, {{"backoffLimit", 1}}));
+  }
+  faults_->set_failing(true);
+  StartExecutor({.slots = 3, .backoff_scale = 0.001, .kill_grace = 200});
+  // The retries back off (100 ms, 200 ms, 400 ms, ...): five failed commits
+  // take about 1.5 s, long enough for the first attempts to end meanwhile.
+  ASSERT_TRUE(WaitFor([&] { return faults_->failed() >= 5; }));
+  EXPECT_EQ(executor_->running(), 0);  // they ended; nothing new started
+  faults_->set_failing(false);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto n = store_->CountUnfinished();
+        return n.ok() && *n == 0;
+      },
+      seconds(30)));
+  for (int i = 0; i < kJobs; ++i) {
+    std::string name = "job-" + std::to_string(i);
+    SCOPED_TRACE(name);
+    auto job = store_->Get(name);
+    ASSERT_TRUE(job.ok());
+    EXPECT_EQ(
+        CountConditions(*job, "Complete") + CountConditions(*job, "Failed"), 1)
+        << job->json().dump();
+    if (i % 2 == 0) {
+      EXPECT_EQ(job->state(), JobState::kComplete);
+      EXPECT_EQ(ReadFile(Runs(name)), "1\n");
+    } else {
+      EXPECT_EQ(job->state(), JobState::kFailed);
+      EXPECT_EQ(job->failed(), 2);
+      EXPECT_EQ(ReadFile(Runs(name)), "1\n2\n");
+    }
+  }
+  EXPECT_EQ(executor_->running(), 0);
+  // Once, and at most once more per 10 s of the test.
+  EXPECT_GE(LogLines("executor_record_failed"), 1);
+  EXPECT_LE(LogLines("executor_record_failed"), 3);
+  EXPECT_EQ(LogLines("executor_store_recovered"), 1);
 }
 
 TEST_F(ExecutorTest, InvalidOptions) {
