@@ -12,10 +12,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
-
-extern char** environ;
 
 namespace cruncher::local {
 namespace {
@@ -53,17 +52,22 @@ std::string ResolveExecutable(const std::string& file,
   return "";
 }
 
+std::vector<std::pair<std::string, std::string>> BaseEnvironment() {
+  std::vector<std::pair<std::string, std::string>> base;
+  const char* path = std::getenv("PATH");
+  base.emplace_back("PATH", path != nullptr ? path : kDefaultPath);
+  for (const char* name : {"HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"}) {
+    if (const char* value = std::getenv(name)) base.emplace_back(name, value);
+  }
+  return base;
+}
+
 Result<ChildProcess> SpawnProcess(const ProcessSpec& spec) {
   if (spec.argv.empty()) return InvalidArgument("empty command");
   // Everything the child needs is prepared here: after fork() in a
   // multi-threaded process only async-signal-safe calls are allowed.
   std::map<std::string, std::string> env_map;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry(*e);
-    size_t eq = entry.find('=');
-    if (eq != std::string::npos)
-      env_map[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
+  for (auto& [k, v] : BaseEnvironment()) env_map[k] = std::move(v);
   for (const auto& [k, v] : spec.env) env_map[k] = v;
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : env_map) env_strings.push_back(k + "=" + v);
@@ -75,10 +79,7 @@ Result<ChildProcess> SpawnProcess(const ProcessSpec& spec) {
   for (auto& s : argv_strings) argv.push_back(s.data());
   argv.push_back(nullptr);
 
-  auto path_it = env_map.find("PATH");
-  std::string exe = ResolveExecutable(spec.argv[0], path_it == env_map.end()
-                                                        ? "/usr/bin:/bin"
-                                                        : path_it->second);
+  std::string exe = ResolveExecutable(spec.argv[0], env_map["PATH"]);
   std::string not_found = "cruncher: exec " + spec.argv[0] +
                           ": executable file not found in $PATH\n";
   std::string exec_failed = "cruncher: exec " + spec.argv[0] + ": ";

@@ -30,7 +30,8 @@ namespace cruncher::local {
 
 struct ProcessSpec {
   std::vector<std::string> argv;
-  // Added to (and overriding) the executor's own environment.
+  // The task's environment, added to (and overriding) BaseEnvironment():
+  // nothing else of the executor's environment reaches the task.
   std::vector<std::pair<std::string, std::string>> env;
   std::string working_dir;  // "" = inherit
   std::string log_path;     // created/truncated; stdout and stderr
@@ -40,6 +41,13 @@ struct ChildProcess {
   pid_t pid = -1;
   int pidfd = -1;  // readable when the child exits
 };
+
+// The part of the executor's environment every task gets: PATH (or
+// kDefaultPath if unset), and HOME, LANG, LC_ALL, TZ and TMPDIR if set. The
+// rest (credentials such as AWS_SECRET_ACCESS_KEY, CRUNCHER_* settings)
+// stays with the executor, as a Pod gets only its template's env.
+inline constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
+std::vector<std::pair<std::string, std::string>> BaseEnvironment();
 
 // Starts the process. A command that cannot be executed (not found, not
 // executable) still starts a child, which writes the reason to the log and

@@ -14,6 +14,8 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -193,6 +195,38 @@ TEST_F(ExecutorTest, EnvironmentAndEnvReferences) {
   auto logs = Logs("env");
   ASSERT_EQ(logs.size(), 1u);
   EXPECT_EQ(logs[0].output, "env=hello world arg=world job=env attempt=1\n");
+}
+
+// Issue 8, defect 15: the executor's credentials and settings do not reach
+// tasks; they get the template's env and a minimal base (PATH, HOME, ...).
+TEST_F(ExecutorTest, TasksGetOnlyTheTemplatesEnvAndAMinimalBase) {
+  ::setenv("AWS_SECRET_ACCESS_KEY", "secret-of-the-server", 1);
+  ::setenv("CRUNCHER_TEST_SETTING", "of-the-server", 1);
+  StartExecutor();
+  Create(Manifest("printenv", {"env"}, json::object(),
+                  {{{"name", "FROM_TEMPLATE"}, {"value", "yes"}}}));
+  Job job = WaitFinished("printenv");
+  executor_->Stop();  // no thread reads the environment while it changes
+  ::unsetenv("AWS_SECRET_ACCESS_KEY");
+  ::unsetenv("CRUNCHER_TEST_SETTING");
+  EXPECT_EQ(job.state(), JobState::kComplete);
+  std::set<std::string> names;
+  std::istringstream lines(Logs("printenv").at(0).output);
+  for (std::string line; std::getline(lines, line);) {
+    names.insert(line.substr(0, line.find('=')));
+  }
+  EXPECT_FALSE(names.contains("AWS_SECRET_ACCESS_KEY"));
+  EXPECT_FALSE(names.contains("CRUNCHER_TEST_SETTING"));
+  EXPECT_TRUE(names.contains("FROM_TEMPLATE"));
+  EXPECT_TRUE(names.contains("PATH"));
+  EXPECT_TRUE(names.contains("CRUNCHER_JOB_NAME"));
+  for (const auto& name : names) {
+    EXPECT_TRUE(name == "FROM_TEMPLATE" || name == "CRUNCHER_JOB_NAME" ||
+                name == "CRUNCHER_ATTEMPT" || name == "PATH" ||
+                name == "HOME" || name == "LANG" || name == "LC_ALL" ||
+                name == "TZ" || name == "TMPDIR")
+        << name;
+  }
 }
 
 TEST_F(ExecutorTest, LiteralEnvReferenceIsPassedThrough) {
