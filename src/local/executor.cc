@@ -4,7 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <system_error>
+
+#include "local/data_dir.h"
 
 namespace cruncher::local {
 namespace {
@@ -176,10 +177,11 @@ void LocalExecutor::StartDue(Millis now) {
       }
       continue;
     }
-    std::error_code ec;
-    std::filesystem::create_directories(
-        std::filesystem::path(store_.LogPath(name, r.attempt)).parent_path(),
-        ec);
+    // A failure here fails the spawn, which names the log file.
+    std::filesystem::path log_dir =
+        std::filesystem::path(store_.LogPath(name, r.attempt)).parent_path();
+    (void)MakePrivateDir(log_dir.parent_path());
+    (void)MakePrivateDir(log_dir);
     ProcessSpec spec{r.spec.argv, r.spec.env, r.spec.working_dir,
                      store_.LogPath(name, r.attempt)};
     spec.env.emplace_back("CRUNCHER_JOB_NAME", name);

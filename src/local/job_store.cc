@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "core/random_id.h"
+#include "local/data_dir.h"
 
 namespace cruncher::local {
 namespace {
@@ -68,12 +69,8 @@ Result<std::optional<JobRow>> LoadRow(Database& db, const std::string& name) {
 
 Result<std::unique_ptr<LocalJobStore>> LocalJobStore::Open(
     const std::string& data_dir, Durability durability, Clock& clock) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir + "/logs", ec);
-  if (ec) {
-    return Unavailable("cannot create data directory " + data_dir + ": " +
-                       ec.message());
-  }
+  CRUNCHER_RETURN_IF_ERROR(PrepareDataDir(data_dir));
+  CRUNCHER_RETURN_IF_ERROR(MakePrivateDir(data_dir + "/logs"));
   CRUNCHER_ASSIGN_OR_RETURN(auto doorbell,
                             Doorbell::Open(data_dir + "/jobs.doorbell"));
   CRUNCHER_ASSIGN_OR_RETURN(

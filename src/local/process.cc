@@ -16,6 +16,8 @@
 #include <cstring>
 #include <map>
 
+#include "local/data_dir.h"
+
 namespace cruncher::local {
 namespace {
 
@@ -84,12 +86,9 @@ Result<ChildProcess> SpawnProcess(const ProcessSpec& spec) {
                           ": executable file not found in $PATH\n";
   std::string exec_failed = "cruncher: exec " + spec.argv[0] + ": ";
 
-  int log_fd = ::open(spec.log_path.c_str(),
-                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    return Unavailable("cannot open log file " + spec.log_path + ": " +
-                       std::strerror(errno));
-  }
+  auto opened = OpenPrivateFile(spec.log_path, O_WRONLY | O_CREAT | O_TRUNC);
+  if (!opened.ok()) return opened.status().WithContext("log file");
+  int log_fd = *opened;
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) {
     ::close(log_fd);

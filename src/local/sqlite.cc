@@ -1,9 +1,14 @@
 #include "local/sqlite.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <thread>
+
+#include "local/data_dir.h"
 
 namespace cruncher::local {
 namespace {
@@ -56,6 +61,10 @@ Database::Database(sqlite3* db, std::string path)
 
 Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                  Durability durability) {
+  // Created here, private: SQLite would create it 0644 less the umask, and
+  // gives the WAL and shared-memory files the database file's mode.
+  CRUNCHER_ASSIGN_OR_RETURN(int fd, OpenPrivateFile(path, O_RDWR | O_CREAT));
+  ::close(fd);
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(
       path.c_str(), &raw,
