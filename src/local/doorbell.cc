@@ -50,18 +50,17 @@ Doorbell::~Doorbell() {
 }
 
 void Doorbell::Bump() {
-  std::function<void()> listener;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++generation_;
-    listener = listener_;
   }
   cv_.notify_all();
-  if (listener) listener();
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  if (listener_) listener_();
 }
 
 void Doorbell::SetListener(std::function<void()> listener) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(listener_mu_);
   listener_ = std::move(listener);
 }
 

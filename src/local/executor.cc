@@ -30,7 +30,10 @@ LocalExecutor::LocalExecutor(LocalJobStore& store, ExecutorOptions options,
       clock_(clock),
       log_limiter_(kRepeatedErrorInterval) {}
 
-LocalExecutor::~LocalExecutor() { Stop(); }
+LocalExecutor::~LocalExecutor() {
+  Stop();
+  reaper_.reset();
+}
 
 Status LocalExecutor::Start() {
   if (options_.slots < 1) return InvalidArgument("slots must be at least 1");
@@ -57,6 +60,7 @@ void LocalExecutor::Stop() {
   Wake();
   thread_.join();
   store_.doorbell().SetListener(nullptr);
+  reaper_.reset();  // every attempt was reaped at shutdown
 }
 
 void LocalExecutor::Wake() {
@@ -205,6 +209,7 @@ void LocalExecutor::StartDue(Millis now) {
     attempts_.emplace(child->pid, std::move(attempt));
     reaper_->Watch(*child);
   }
+  running_count_ = static_cast<int>(attempts_.size());
 }
 
 void LocalExecutor::CollectExits(Millis now) {
@@ -216,6 +221,8 @@ void LocalExecutor::CollectExits(Millis now) {
         a.job, a.number, {code, a.deadline_exceeded}, false, now});
     attempts_.erase(it);
   }
+  // Before the finishes are recorded: a Job seen finished is not counted.
+  running_count_ = static_cast<int>(attempts_.size());
 }
 
 void LocalExecutor::Terminate(pid_t pid, Attempt& attempt, Millis now) {

@@ -113,11 +113,13 @@ class LocalExecutor {
   const ExponentialBackoff backoff_;
   Clock& clock_;
   LogLimiter log_limiter_;
-  std::unique_ptr<ProcessReaper> reaper_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> running_count_{0};
   std::mutex wake_mu_;
   std::stop_source wake_;  // guarded by wake_mu_
+  // Calls Wake from its thread: declared after what Wake uses, and reset by
+  // Stop, so that it is gone before they are.
+  std::unique_ptr<ProcessReaper> reaper_;
 
   // Scheduler thread only.
   std::map<pid_t, Attempt> attempts_;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "fakes/fake_clock.h"
 #include "fakes/job_store_util.h"
 #include "fakes/test_util.h"
 #include "local/commit_faults.h"
@@ -31,6 +33,7 @@ namespace cruncher::local {
 namespace {
 
 using cruncher::testing::CommitFaults;
+using cruncher::testing::FakeClock;
 using cruncher::testing::ReadFile;
 using cruncher::testing::RecordFinished;
 using cruncher::testing::RecordStarted;
@@ -78,17 +81,37 @@ pid_t ReadPid(const std::string& path) {
 constexpr ExecutorOptions kFast{
     .slots = 4, .backoff_scale = 0.001, .kill_grace = 200};
 
+// Processes run in real time; the executor's timers (retry backoff,
+// deadlines, kill grace, housekeeping, TTL) run on a FakeClock that moves
+// only while a test waits for something (Eventually), kStep per poll.
 class ExecutorTest : public ::testing::Test {
  protected:
+  static constexpr Millis kStep = 20;
+
+  ExecutorTest() { clock_.set_auto_advance(false); }
+
   void SetUp() override {
-    auto s = LocalJobStore::Open(dir_.path(), Durability::kNormal);
+    auto s = LocalJobStore::Open(dir_.path(), Durability::kNormal, clock_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
   }
 
   void StartExecutor(ExecutorOptions options = kFast) {
-    executor_ = std::make_unique<LocalExecutor>(*store_, options);
+    executor_ = std::make_unique<LocalExecutor>(*store_, options, clock_);
     ASSERT_TRUE(executor_->Start().ok());
+  }
+
+  // Polls `condition` until it holds (false after `timeout` of real time),
+  // advancing the clock by kStep after each poll that fails.
+  bool Eventually(const std::function<bool()>& condition,
+                  seconds timeout = seconds(20)) {
+    return WaitFor(
+        [&] {
+          if (condition()) return true;
+          clock_.Advance(kStep);
+          return false;
+        },
+        timeout);
   }
 
   void Create(const json& manifest) {
@@ -99,7 +122,7 @@ class ExecutorTest : public ::testing::Test {
   // Waits (generously) until the Job is finished; returns it.
   Job WaitFinished(const std::string& name, seconds timeout = seconds(20)) {
     Job last;
-    bool done = WaitFor(
+    bool done = Eventually(
         [&] {
           auto job = store_->Get(name);
           if (!job.ok()) return false;
@@ -113,7 +136,7 @@ class ExecutorTest : public ::testing::Test {
 
   bool WaitState(const std::string& name, JobState state,
                  seconds timeout = seconds(20)) {
-    return WaitFor(
+    return Eventually(
         [&] {
           auto job = store_->Get(name);
           return job.ok() && job->state() == state;
@@ -128,6 +151,7 @@ class ExecutorTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  FakeClock clock_;
   std::unique_ptr<LocalJobStore> store_;
   std::unique_ptr<LocalExecutor> executor_;  // destroyed before the store
 
@@ -306,7 +330,7 @@ TEST_F(ExecutorTest, SlotsLimitConcurrency) {
     Create(Manifest("sleep-" + std::to_string(i), {"sleep", "0.3"}));
   }
   int max_running = 0;
-  bool all_done = WaitFor(
+  bool all_done = Eventually(
       [&] {
         max_running = std::max(max_running, executor_->running());
         auto n = store_->CountUnfinished();
@@ -332,22 +356,23 @@ TEST_F(ExecutorTest, DeletingARunningJobStopsItsProcess) {
   // sees "echo $$".
   Create(Manifest("victim",
                   {"sh", "-c", "echo $$$$ > " + pidfile + "; exec sleep 30"}));
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(pidfile).size() > 1; }));
+  ASSERT_TRUE(Eventually([&] { return ReadFile(pidfile).size() > 1; }));
   ASSERT_TRUE(WaitState("victim", JobState::kRunning));
   pid_t pid = ReadPid(pidfile);
   ASSERT_GT(pid, 0);
   EXPECT_FALSE(ProcessGone(pid));
   ASSERT_TRUE(store_->Delete("victim").ok());
-  EXPECT_TRUE(WaitFor([&] { return ProcessGone(pid); }, seconds(10)))
+  EXPECT_TRUE(Eventually([&] { return ProcessGone(pid); }, seconds(10)))
       << "the deleted Job's process is still running";
-  EXPECT_TRUE(WaitFor([&] { return executor_->running() == 0; }, seconds(10)));
+  EXPECT_TRUE(
+      Eventually([&] { return executor_->running() == 0; }, seconds(10)));
   EXPECT_EQ(store_->Get("victim").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(ExecutorTest, TtlZeroDeletesTheFinishedJob) {
   StartExecutor();
   Create(Manifest("short-lived", {"true"}, {{"ttlSecondsAfterFinished", 0}}));
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(Eventually(
       [&] {
         return store_->Get("short-lived").status().code() ==
                StatusCode::kNotFound;
@@ -369,7 +394,7 @@ TEST_F(ExecutorTest, StopRecordsRunningAttemptsAsInterruptedAndStartReruns) {
   ASSERT_EQ(logs.size(), 1u);
   EXPECT_NE(logs[0].attempt.find("ExecutorRestarted"), std::string::npos);
   StartExecutor();
-  ASSERT_TRUE(WaitFor([&] { return Logs("long").size() == 2; }));
+  ASSERT_TRUE(Eventually([&] { return Logs("long").size() == 2; }));
   ASSERT_TRUE(WaitState("long", JobState::kRunning));
   EXPECT_EQ(store_->Get("long")->failed(), 0);
 }
@@ -383,8 +408,7 @@ TEST_F(ExecutorTest, RestartRecoversAnAttemptLeftRunning) {
     auto other = LocalJobStore::Open(dir_.path(), Durability::kNormal);
     ASSERT_TRUE(other.ok());
     ASSERT_TRUE(
-        RecordStarted(**other, {{"crashed", 1}}, SystemClock::Get().NowMillis())
-            .ok());
+        RecordStarted(**other, {{"crashed", 1}}, clock_.NowMillis()).ok());
   }
   ASSERT_EQ(store_->Get("crashed")->state(), JobState::kRunning);
   StartExecutor();
@@ -415,7 +439,7 @@ TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
   ASSERT_EQ(
       ::posix_spawn(&helper, argv[0], nullptr, nullptr, argv.data(), environ),
       0);
-  bool running = WaitFor([&] {
+  bool running = Eventually([&] {
     auto job = store_->Get("survivor");
     return job.ok() && job->state() == JobState::kRunning &&
            ReadFile(pidfile).size() > 1;
@@ -432,20 +456,20 @@ TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
   int status = 0;
   ASSERT_EQ(::waitpid(helper, &status, 0), helper);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  EXPECT_TRUE(WaitFor([&] { return ProcessGone(attempt_pid); }, seconds(10)))
+  EXPECT_TRUE(Eventually([&] { return ProcessGone(attempt_pid); }, seconds(10)))
       << "the attempt outlived its executor (PR_SET_PDEATHSIG)";
 
   // Nobody recorded the end of attempt 1.
   ASSERT_EQ(store_->Get("survivor")->state(), JobState::kRunning);
   ASSERT_TRUE(std::filesystem::remove(pidfile));
   StartExecutor();
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(pidfile).size() > 1; }));
+  ASSERT_TRUE(Eventually([&] { return ReadFile(pidfile).size() > 1; }));
   auto logs = Logs("survivor");
   ASSERT_EQ(logs.size(), 2u);
   EXPECT_NE(logs[0].attempt.find("ExecutorRestarted"), std::string::npos)
       << logs[0].attempt;
-  EXPECT_TRUE(
-      WaitFor([&] { return Logs("survivor").at(1).output == "attempt 2\n"; }));
+  EXPECT_TRUE(Eventually(
+      [&] { return Logs("survivor").at(1).output == "attempt 2\n"; }));
   auto job = store_->Get("survivor");
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->failed(), 0);
@@ -453,7 +477,7 @@ TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
   pid_t second_pid = ReadPid(pidfile);
   executor_->Stop();  // kills the second attempt
   EXPECT_TRUE(ProcessGone(second_pid) ||
-              WaitFor([&] { return ProcessGone(second_pid); }, seconds(5)));
+              Eventually([&] { return ProcessGone(second_pid); }, seconds(5)));
 }
 
 int CountConditions(const Job& job, const std::string& type) {
@@ -530,7 +554,7 @@ TEST_F(ExecutorFaultTest, AFinishThatCannotBeRecordedIsRecordedLater) {
   EXPECT_EQ(faults_->failed(), 1);
   EXPECT_EQ(job.state(), JobState::kComplete);
   EXPECT_EQ(ReadFile(Runs("late")), "1\n");
-  EXPECT_TRUE(WaitFor([&] { return executor_->running() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return executor_->running() == 0; }));
 }
 
 // The disk is full for a while, then space returns: every Job ends in
@@ -544,12 +568,13 @@ TEST_F(ExecutorFaultTest, DiskFullThenSpaceReturns) {
   }
   faults_->set_failing(true);
   StartExecutor({.slots = 3, .backoff_scale = 0.001, .kill_grace = 200});
-  // The retries back off (100 ms, 200 ms, 400 ms, ...): five failed commits
-  // take about 1.5 s, long enough for the first attempts to end meanwhile.
-  ASSERT_TRUE(WaitFor([&] { return faults_->failed() >= 5; }));
-  EXPECT_EQ(executor_->running(), 0);  // they ended; nothing new started
+  // The retries back off (100 ms, 200 ms, 400 ms, ...) while the first
+  // attempts end; nothing new starts meanwhile.
+  ASSERT_TRUE(Eventually(
+      [&] { return faults_->failed() >= 4 && executor_->running() == 0; }));
+  EXPECT_FALSE(std::filesystem::exists(Runs("job-3")));
   faults_->set_failing(false);
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(Eventually(
       [&] {
         auto n = store_->CountUnfinished();
         return n.ok() && *n == 0;
