@@ -68,4 +68,39 @@ void SetLogSink(std::function<void(const std::string&)> sink) {
   g_sink = std::move(sink);
 }
 
+std::optional<int64_t> LogLimiter::Admit(const std::string& key, Millis now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = seen_.find(key);
+  if (it != seen_.end() && now < it->second.logged_at + interval_) {
+    ++it->second.suppressed;
+    return std::nullopt;
+  }
+  if (it == seen_.end()) {
+    if (seen_.size() >= kMaxKeys) {
+      // Forget the lines whose window has passed: logging them again
+      // immediately is what the limiter would do anyway. If all are recent,
+      // forget everything rather than grow.
+      std::erase_if(seen_, [&](const auto& entry) {
+        return now >= entry.second.logged_at + interval_;
+      });
+      if (seen_.size() >= kMaxKeys) seen_.clear();
+    }
+    it = seen_.emplace(key, Seen{}).first;
+  }
+  int64_t suppressed = it->second.suppressed;
+  it->second = Seen{now, 0};
+  return suppressed;
+}
+
+void LogLimiter::Log(LogLevel level, std::string_view event,
+                     nlohmann::json fields, Millis now) {
+  std::string key(event);
+  key += ' ';
+  key += fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto suppressed = Admit(key, now);
+  if (!suppressed) return;
+  if (*suppressed > 0 && fields.is_object()) fields["suppressed"] = *suppressed;
+  cruncher::Log(level, event, std::move(fields));
+}
+
 }  // namespace cruncher

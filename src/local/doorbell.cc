@@ -9,14 +9,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "local/data_dir.h"
+
 namespace cruncher::local {
 
 Result<std::unique_ptr<Doorbell>> Doorbell::Open(const std::string& path) {
-  int file_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (file_fd < 0) {
-    return Unavailable("cannot create doorbell file " + path + ": " +
-                       std::strerror(errno));
-  }
+  auto opened = OpenPrivateFile(path, O_RDWR | O_CREAT);
+  if (!opened.ok()) return opened.status().WithContext("doorbell");
+  int file_fd = *opened;
   int inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   if (inotify_fd < 0 ||
       inotify_add_watch(inotify_fd, path.c_str(), IN_MODIFY) < 0) {
@@ -50,18 +50,17 @@ Doorbell::~Doorbell() {
 }
 
 void Doorbell::Bump() {
-  std::function<void()> listener;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++generation_;
-    listener = listener_;
   }
   cv_.notify_all();
-  if (listener) listener();
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  if (listener_) listener_();
 }
 
 void Doorbell::SetListener(std::function<void()> listener) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(listener_mu_);
   listener_ = std::move(listener);
 }
 

@@ -39,6 +39,8 @@ class Doorbell {
 
   // Calls `listener` (from any thread, quickly, without locks of the
   // caller's) on every ring; replaces the previous one; nullptr removes it.
+  // Once this returns, the previous listener is not running and will not be
+  // called again, so its owner may go away.
   void SetListener(std::function<void()> listener);
 
   // The number of rings seen so far; pass it to WaitUntil.
@@ -59,8 +61,11 @@ class Doorbell {
   const int wake_fd_;  // eventfd that stops the watcher thread
   mutable std::mutex mu_;
   mutable std::condition_variable_any cv_;
-  uint64_t generation_ = 0;         // guarded by mu_
-  std::function<void()> listener_;  // guarded by mu_
+  uint64_t generation_ = 0;  // guarded by mu_
+  // Held while the listener runs, so that SetListener waits for a call in
+  // progress.
+  std::mutex listener_mu_;
+  std::function<void()> listener_;  // guarded by listener_mu_
   std::thread watcher_;
 };
 

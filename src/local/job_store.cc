@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "core/random_id.h"
+#include "local/data_dir.h"
 #include "local/log_file.h"
 
 namespace cruncher::local {
@@ -39,16 +40,36 @@ Result<Job> ParseJob(const std::string& text) {
   return Job::FromJson(std::move(object));
 }
 
+// A Job with the columns the executor schedules by.
+struct JobRow {
+  Job job;
+  bool finished = false;
+  bool running = false;
+  int attempts = 0;  // attempts started so far
+};
+
+// nullopt if the Job does not exist.
+Result<std::optional<JobRow>> LoadRow(Database& db, const std::string& name) {
+  CRUNCHER_ASSIGN_OR_RETURN(
+      Statement st, db.Prepare("SELECT object, finished, running, attempts "
+                               "FROM jobs WHERE name=?"));
+  st.Bind(1, name);
+  if (!st.Step()) {
+    CRUNCHER_RETURN_IF_ERROR(st.status());
+    return std::optional<JobRow>();
+  }
+  CRUNCHER_ASSIGN_OR_RETURN(Job job, ParseJob(st.Text(0)));
+  return std::optional<JobRow>(JobRow{std::move(job), st.Int(1) != 0,
+                                      st.Int(2) != 0,
+                                      static_cast<int>(st.Int(3))});
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LocalJobStore>> LocalJobStore::Open(
     const std::string& data_dir, Durability durability, Clock& clock) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir + "/logs", ec);
-  if (ec) {
-    return Unavailable("cannot create data directory " + data_dir + ": " +
-                       ec.message());
-  }
+  CRUNCHER_RETURN_IF_ERROR(PrepareDataDir(data_dir));
+  CRUNCHER_RETURN_IF_ERROR(MakePrivateDir(data_dir + "/logs"));
   CRUNCHER_ASSIGN_OR_RETURN(auto doorbell,
                             Doorbell::Open(data_dir + "/jobs.doorbell"));
   CRUNCHER_ASSIGN_OR_RETURN(
@@ -279,33 +300,39 @@ Status LocalJobStore::SaveLocked(const Job& job, bool finished, Millis now,
   return st.Run();
 }
 
-Status LocalJobStore::ApplyStartedLocked(const Started& s, Millis now) {
-  auto job = LoadLocked(s.job);
-  if (!job.ok())
-    return Status::Ok();  // deleted meanwhile; the executor stops it
-  MarkAttemptStarted(job->mutable_json(), now);
+Status LocalJobStore::ApplyStartedLocked(const Started& s) {
+  CRUNCHER_ASSIGN_OR_RETURN(auto row, LoadRow(*db_, s.job));
+  // Deleted meanwhile (the executor stops the attempt), or recorded already.
+  if (!row || row->finished || row->running || row->attempts != s.attempt - 1)
+    return Status::Ok();
+  MarkAttemptStarted(row->job.mutable_json(), s.at);
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement upd,
       db_->Prepare("UPDATE jobs SET object=?, running=1, attempts=?, "
                    "started_at=CASE WHEN started_at=0 THEN ? ELSE started_at "
                    "END WHERE name=?"));
-  upd.Bind(1, job->json().dump())
+  upd.Bind(1, row->job.json().dump())
       .Bind(2, s.attempt)
-      .Bind(3, now)
+      .Bind(3, s.at)
       .Bind(4, s.job);
   CRUNCHER_RETURN_IF_ERROR(upd.Run());
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement ins,
       db_->Prepare("INSERT OR REPLACE INTO attempts(job, n, started_at) "
                    "VALUES(?,?,?)"));
-  ins.Bind(1, s.job).Bind(2, s.attempt).Bind(3, now);
+  ins.Bind(1, s.job).Bind(2, s.attempt).Bind(3, s.at);
   return ins.Run();
 }
 
-Status LocalJobStore::ApplyFinishedLocked(const Finished& f, Millis now,
+Status LocalJobStore::ApplyFinishedLocked(const Finished& f,
                                           const ExponentialBackoff& backoff) {
-  auto job = LoadLocked(f.job);
-  if (!job.ok()) return Status::Ok();  // deleted meanwhile
+  CRUNCHER_ASSIGN_OR_RETURN(auto row, LoadRow(*db_, f.job));
+  // Only the attempt running now can finish: a finish recorded already (a
+  // retried batch) must not add a second Complete or Failed condition.
+  if (!row || row->finished || !row->running || row->attempts != f.attempt)
+    return Status::Ok();
+  Job& job = row->job;
+  const Millis now = f.at;
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement attempt,
       db_->Prepare("UPDATE attempts SET finished_at=?, exit_code=?, reason=? "
@@ -322,36 +349,36 @@ Status LocalJobStore::ApplyFinishedLocked(const Finished& f, Millis now,
   CRUNCHER_RETURN_IF_ERROR(attempt.Run());
   std::optional<Millis> next = now;
   if (f.interrupted) {
-    MarkAttemptInterrupted(job->mutable_json());
+    MarkAttemptInterrupted(job.mutable_json());
   } else {
-    auto spec = LocalRunSpec::FromJob(job->json());
+    auto spec = LocalRunSpec::FromJob(job.json());
     if (!spec.ok()) return spec.status().WithContext("job " + f.job);
     next =
-        MarkAttemptFinished(job->mutable_json(), *spec, f.result, now, backoff);
+        MarkAttemptFinished(job.mutable_json(), *spec, f.result, now, backoff);
     if (!next)
-      return SaveLocked(*job, true, now, spec->ttl_seconds_after_finished);
+      return SaveLocked(job, true, now, spec->ttl_seconds_after_finished);
   }
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement retry,
       db_->Prepare("UPDATE jobs SET object=?, running=0, next_attempt_at=? "
                    "WHERE name=?"));
-  retry.Bind(1, job->json().dump()).Bind(2, *next).Bind(3, f.job);
+  retry.Bind(1, job.json().dump()).Bind(2, *next).Bind(3, f.job);
   return retry.Run();
 }
 
-Status LocalJobStore::RecordProgress(const std::vector<Finished>& finished,
-                                     const std::vector<Started>& started,
-                                     Millis now,
+Status LocalJobStore::RecordProgress(const std::vector<Progress>& progress,
                                      const ExponentialBackoff& backoff) {
-  if (finished.empty() && started.empty()) return Status::Ok();
+  if (progress.empty()) return Status::Ok();
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(*db_);
   CRUNCHER_RETURN_IF_ERROR(tx.Begin());
-  for (const auto& f : finished) {
-    CRUNCHER_RETURN_IF_ERROR(ApplyFinishedLocked(f, now, backoff));
-  }
-  for (const auto& s : started) {
-    CRUNCHER_RETURN_IF_ERROR(ApplyStartedLocked(s, now));
+  for (const auto& step : progress) {
+    if (const auto* s = std::get_if<Started>(&step)) {
+      CRUNCHER_RETURN_IF_ERROR(ApplyStartedLocked(*s));
+    } else {
+      CRUNCHER_RETURN_IF_ERROR(
+          ApplyFinishedLocked(std::get<Finished>(step), backoff));
+    }
   }
   return tx.Commit();
 }
@@ -362,7 +389,9 @@ Status LocalJobStore::FailPending(const std::string& name,
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(*db_);
   CRUNCHER_RETURN_IF_ERROR(tx.Begin());
-  CRUNCHER_ASSIGN_OR_RETURN(Job job, LoadLocked(name));
+  CRUNCHER_ASSIGN_OR_RETURN(auto row, LoadRow(*db_, name));
+  if (!row || row->finished || row->running) return Status::Ok();
+  Job& job = row->job;
   auto spec = LocalRunSpec::FromJob(job.json());
   MarkFailed(job.mutable_json(), reason, message, now);
   CRUNCHER_RETURN_IF_ERROR(
@@ -372,22 +401,24 @@ Status LocalJobStore::FailPending(const std::string& name,
 }
 
 Result<std::vector<std::string>> LocalJobStore::RecoverInterrupted(Millis now) {
-  std::vector<Finished> interrupted;
+  std::vector<Progress> interrupted;
+  std::vector<std::string> names;
   {
     std::lock_guard<std::mutex> lock(mu_);
     CRUNCHER_ASSIGN_OR_RETURN(
         Statement st,
         db_->Prepare("SELECT name, attempts FROM jobs WHERE running=1"));
     while (st.Step()) {
-      interrupted.push_back(
-          {st.Text(0), static_cast<int>(st.Int(1)), {}, /*interrupted=*/true});
+      names.push_back(st.Text(0));
+      interrupted.push_back(Finished{names.back(),
+                                     static_cast<int>(st.Int(1)),
+                                     {},
+                                     /*interrupted=*/true,
+                                     now});
     }
     CRUNCHER_RETURN_IF_ERROR(st.status());
   }
-  CRUNCHER_RETURN_IF_ERROR(
-      RecordProgress(interrupted, {}, now, ExponentialBackoff{}));
-  std::vector<std::string> names;
-  for (auto& f : interrupted) names.push_back(std::move(f.job));
+  CRUNCHER_RETURN_IF_ERROR(RecordProgress(interrupted, ExponentialBackoff{}));
   return names;
 }
 

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "core/backoff.h"
@@ -62,23 +63,32 @@ class LocalJobStore final : public JobBackend {
   // The earliest time a pending Job becomes due, or 0 if none is pending.
   Result<Millis> NextDueTime();
 
+  // What the executor saw happen to an attempt, at time `at`.
   struct Started {
     std::string job;
     int attempt = 0;
+    Millis at = 0;
   };
   struct Finished {
     std::string job;
     int attempt = 0;
     AttemptResult result;
     bool interrupted = false;  // the executor stopped it; not the task's fault
+    Millis at = 0;
   };
-  // Records what happened since the last call in one transaction (one disk
-  // sync however many attempts): finished attempts first (retry or finish
-  // the Job), then attempts started. Jobs deleted meanwhile are skipped.
-  Status RecordProgress(const std::vector<Finished>& finished,
-                        const std::vector<Started>& started, Millis now,
+  using Progress = std::variant<Started, Finished>;
+  // Records `progress` in order in one transaction (one disk sync however
+  // many attempts): a start marks the Job running, a finish retries or
+  // finishes it. On failure nothing is recorded and the caller may pass the
+  // same progress again: each step applies only to the attempt it names in
+  // the state it expects (a start to a pending Job whose previous attempt
+  // was attempt-1, a finish to the Job running that attempt), so a step
+  // recorded already, or one of a Job deleted or recreated meanwhile, is
+  // skipped rather than applied twice.
+  Status RecordProgress(const std::vector<Progress>& progress,
                         const ExponentialBackoff& backoff);
-  // Fails a pending Job (e.g. its deadline passed while it waited).
+  // Fails a pending Job (e.g. its deadline passed while it waited); does
+  // nothing if the Job is not pending (running, finished or deleted).
   Status FailPending(const std::string& name, const std::string& reason,
                      const std::string& message, Millis now);
   // Marks every attempt left running by a previous executor as interrupted
@@ -111,9 +121,9 @@ class LocalJobStore final : public JobBackend {
     std::vector<AttemptRecord> attempts;  // oldest first
   };
   Result<AttemptRecords> LoadAttempts(const std::string& name);
-  Status ApplyFinishedLocked(const Finished& f, Millis now,
+  Status ApplyFinishedLocked(const Finished& f,
                              const ExponentialBackoff& backoff);
-  Status ApplyStartedLocked(const Started& s, Millis now);
+  Status ApplyStartedLocked(const Started& s);
   Status SaveLocked(const Job& job, bool finished, Millis now,
                     const std::optional<int>& ttl);
 

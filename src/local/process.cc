@@ -1,18 +1,22 @@
 #include "local/process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
-extern char** environ;
+#include "local/data_dir.h"
 
 namespace cruncher::local {
 namespace {
@@ -50,17 +54,22 @@ std::string ResolveExecutable(const std::string& file,
   return "";
 }
 
+std::vector<std::pair<std::string, std::string>> BaseEnvironment() {
+  std::vector<std::pair<std::string, std::string>> base;
+  const char* path = std::getenv("PATH");
+  base.emplace_back("PATH", path != nullptr ? path : kDefaultPath);
+  for (const char* name : {"HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"}) {
+    if (const char* value = std::getenv(name)) base.emplace_back(name, value);
+  }
+  return base;
+}
+
 Result<ChildProcess> SpawnProcess(const ProcessSpec& spec) {
   if (spec.argv.empty()) return InvalidArgument("empty command");
   // Everything the child needs is prepared here: after fork() in a
   // multi-threaded process only async-signal-safe calls are allowed.
   std::map<std::string, std::string> env_map;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry(*e);
-    size_t eq = entry.find('=');
-    if (eq != std::string::npos)
-      env_map[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
+  for (auto& [k, v] : BaseEnvironment()) env_map[k] = std::move(v);
   for (const auto& [k, v] : spec.env) env_map[k] = v;
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : env_map) env_strings.push_back(k + "=" + v);
@@ -72,20 +81,14 @@ Result<ChildProcess> SpawnProcess(const ProcessSpec& spec) {
   for (auto& s : argv_strings) argv.push_back(s.data());
   argv.push_back(nullptr);
 
-  auto path_it = env_map.find("PATH");
-  std::string exe = ResolveExecutable(spec.argv[0], path_it == env_map.end()
-                                                        ? "/usr/bin:/bin"
-                                                        : path_it->second);
+  std::string exe = ResolveExecutable(spec.argv[0], env_map["PATH"]);
   std::string not_found = "cruncher: exec " + spec.argv[0] +
                           ": executable file not found in $PATH\n";
   std::string exec_failed = "cruncher: exec " + spec.argv[0] + ": ";
 
-  int log_fd = ::open(spec.log_path.c_str(),
-                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    return Unavailable("cannot open log file " + spec.log_path + ": " +
-                       std::strerror(errno));
-  }
+  auto opened = OpenPrivateFile(spec.log_path, O_WRONLY | O_CREAT | O_TRUNC);
+  if (!opened.ok()) return opened.status().WithContext("log file");
+  int log_fd = *opened;
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) {
     ::close(log_fd);
@@ -158,6 +161,110 @@ int ReapProcess(ChildProcess& child) {
 
 void SignalProcessGroup(const ChildProcess& child, int signal) {
   if (child.pid > 0) ::kill(-child.pid, signal);
+}
+
+Result<std::unique_ptr<ProcessReaper>> ProcessReaper::Create(
+    std::function<void()> on_exit) {
+  int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) {
+    return Unavailable(std::string("eventfd for the process reaper: ") +
+                       std::strerror(errno));
+  }
+  return std::unique_ptr<ProcessReaper>(
+      new ProcessReaper(fd, std::move(on_exit)));
+}
+
+ProcessReaper::ProcessReaper(int control_fd, std::function<void()> on_exit)
+    : control_fd_(control_fd), on_exit_(std::move(on_exit)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+ProcessReaper::~ProcessReaper() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  uint64_t one = 1;
+  (void)!::write(control_fd_, &one, sizeof one);
+  thread_.join();
+  for (auto& [pid, child] : watched_) {
+    SignalProcessGroup(child, SIGKILL);
+    ReapProcess(child);
+  }
+  ::close(control_fd_);
+}
+
+void ProcessReaper::Watch(const ChildProcess& child) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    watched_[child.pid] = child;
+  }
+  uint64_t one = 1;
+  (void)!::write(control_fd_, &one, sizeof one);
+}
+
+void ProcessReaper::Signal(pid_t pid, int signal) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = watched_.find(pid);
+  if (it != watched_.end()) SignalProcessGroup(it->second, signal);
+}
+
+std::vector<std::pair<pid_t, int>> ProcessReaper::TakeExits() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(exits_, {});
+}
+
+std::optional<int> ProcessReaper::KillAndWait(pid_t pid) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = watched_.find(pid);
+  if (it == watched_.end()) return std::nullopt;
+  SignalProcessGroup(it->second, SIGKILL);
+  auto reaped = [&] {
+    return std::find_if(exits_.begin(), exits_.end(),
+                        [&](const auto& e) { return e.first == pid; });
+  };
+  exited_.wait(lock, [&] { return reaped() != exits_.end(); });
+  auto e = reaped();
+  int code = e->second;
+  exits_.erase(e);
+  return code;
+}
+
+void ProcessReaper::Run() {
+  for (;;) {
+    std::vector<pollfd> fds = {{control_fd_, POLLIN, 0}};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      for (const auto& [pid, child] : watched_)
+        fds.push_back({child.pidfd, POLLIN, 0});
+    }
+    int n = ::poll(fds.data(), fds.size(), -1);
+    if (n < 0) continue;  // EINTR; nothing else fails with valid fds
+    if (fds[0].revents) {
+      uint64_t count;
+      (void)!::read(control_fd_, &count, sizeof count);
+    }
+    bool any = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 1; i < fds.size(); ++i) {
+        if (!fds[i].revents) continue;
+        auto it = std::find_if(
+            watched_.begin(), watched_.end(),
+            [&](const auto& w) { return w.second.pidfd == fds[i].fd; });
+        if (it == watched_.end()) continue;
+        // Reaped under the lock: Signal never reaches a recycled pid.
+        exits_.emplace_back(it->first, ReapProcess(it->second));
+        watched_.erase(it);
+        any = true;
+      }
+    }
+    if (any) {
+      exited_.notify_all();
+      on_exit_();
+    }
+  }
 }
 
 }  // namespace cruncher::local

@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "core/random_id.h"
+#include "local/data_dir.h"
 
 namespace cruncher::local {
 namespace {
@@ -234,12 +235,7 @@ Status ValidateQueueConfig(const QueueConfig& c) {
 
 Result<std::unique_ptr<LocalQueueStore>> LocalQueueStore::Open(
     const std::string& data_dir, Durability durability, Clock& clock) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  if (ec) {
-    return Unavailable("cannot create data directory " + data_dir + ": " +
-                       ec.message());
-  }
+  CRUNCHER_RETURN_IF_ERROR(PrepareDataDir(data_dir));
   CRUNCHER_ASSIGN_OR_RETURN(auto doorbell,
                             Doorbell::Open(data_dir + "/queue.doorbell"));
   CRUNCHER_ASSIGN_OR_RETURN(

@@ -1,9 +1,14 @@
 #include "local/sqlite.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <thread>
+
+#include "local/data_dir.h"
 
 namespace cruncher::local {
 namespace {
@@ -24,13 +29,42 @@ std::shared_ptr<std::mutex> WriteMutexFor(const std::string& path) {
   return mu;
 }
 
+std::mutex g_fault_injector_mu;
+std::shared_ptr<FaultInjector> g_fault_injector;  // guarded by the mutex
+
+std::shared_ptr<FaultInjector> CurrentFaultInjector() {
+  std::lock_guard<std::mutex> lock(g_fault_injector_mu);
+  return g_fault_injector;
+}
+
+Status StatusFor(int rc, std::string msg) {
+  int primary = rc & 0xff;
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
+    return Unavailable(std::move(msg));
+  if (primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN ||
+      primary == SQLITE_IOERR || primary == SQLITE_FULL ||
+      primary == SQLITE_PERM) {
+    return Unavailable(std::move(msg));
+  }
+  return Internal(std::move(msg));
+}
+
 }  // namespace
+
+void SetFaultInjector(std::shared_ptr<FaultInjector> injector) {
+  std::lock_guard<std::mutex> lock(g_fault_injector_mu);
+  g_fault_injector = std::move(injector);
+}
 
 Database::Database(sqlite3* db, std::string path)
     : db_(db), path_(std::move(path)), write_mutex_(WriteMutexFor(path_)) {}
 
 Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                  Durability durability) {
+  // Created here, private: SQLite would create it 0644 less the umask, and
+  // gives the WAL and shared-memory files the database file's mode.
+  CRUNCHER_ASSIGN_OR_RETURN(int fd, OpenPrivateFile(path, O_RDWR | O_CREAT));
+  ::close(fd);
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(
       path.c_str(), &raw,
@@ -63,17 +97,13 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
 Database::~Database() { sqlite3_close_v2(db_); }
 
 Status Database::Error(int rc, std::string_view what) const {
-  std::string msg = "database " + path_ + ": " + std::string(what) + ": " +
-                    sqlite3_errmsg(db_);
-  int primary = rc & 0xff;
-  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
-    return Unavailable(msg);
-  if (primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN ||
-      primary == SQLITE_IOERR || primary == SQLITE_FULL ||
-      primary == SQLITE_PERM) {
-    return Unavailable(msg);
-  }
-  return Internal(msg);
+  return StatusFor(rc, "database " + path_ + ": " + std::string(what) + ": " +
+                           sqlite3_errmsg(db_));
+}
+
+Status Database::ErrorFromCode(int rc, std::string_view what) const {
+  return StatusFor(rc, "database " + path_ + ": " + std::string(what) + ": " +
+                           sqlite3_errstr(rc));
 }
 
 Status Database::Exec(std::string_view sql) {
@@ -110,6 +140,10 @@ Status Transaction::Begin() {
 }
 
 Status Transaction::Commit() {
+  if (auto injector = CurrentFaultInjector()) {
+    int rc = injector->BeforeCommit(db_.path());
+    if (rc != SQLITE_OK) return db_.ErrorFromCode(rc, "COMMIT");
+  }
   CRUNCHER_RETURN_IF_ERROR(db_.Exec("COMMIT"));
   open_ = false;
   writer_.unlock();

@@ -44,6 +44,9 @@ class Database {
 
   // Maps an SQLite result code to a Status ("busy" is Unavailable).
   Status Error(int rc, std::string_view what) const;
+  // The same for a result code SQLite did not report (an injected fault),
+  // described by the code rather than the connection's last error.
+  Status ErrorFromCode(int rc, std::string_view what) const;
 
   // Serializes write transactions of all connections to this file within
   // the process. SQLite's own busy handler would make a writer that finds
@@ -57,6 +60,27 @@ class Database {
   std::string path_;
   std::shared_ptr<std::mutex> write_mutex_;
 };
+
+// Test seam, in the spirit of leveldb's FaultInjectionTestEnv: lets a test
+// make chosen commits fail as a full disk, a busy database or an I/O error
+// would, to check that callers keep what they could not record.
+//
+// Transaction::Commit consults the installed injector before it runs COMMIT;
+// statements outside a Transaction (autocommit) do not.
+class FaultInjector {
+ public:
+  virtual ~FaultInjector() = default;
+  // Called from the committing thread with the database's path. Returns
+  // SQLITE_OK to let the commit run, or the SQLite result code it fails with
+  // instead (SQLITE_FULL, SQLITE_BUSY, SQLITE_IOERR, ...): Commit then returns
+  // that error and the transaction is rolled back, as after a real failure.
+  virtual int BeforeCommit(const std::string& path) = 0;
+};
+
+// Installs `injector` for every Database of this process; nullptr removes
+// it. Only tests install one. Safe from any thread; a commit in progress
+// keeps the injector it started with alive.
+void SetFaultInjector(std::shared_ptr<FaultInjector> injector);
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back on destruction unless committed.
 class Transaction {

@@ -10,17 +10,29 @@
 
 namespace cruncher::testing {
 
-inline Status RecordStarted(
-    local::LocalJobStore& store,
-    const std::vector<local::LocalJobStore::Started>& started, Millis now) {
-  return store.RecordProgress({}, started, now, ExponentialBackoff{});
+// Records the starts, all at `now`.
+inline Status RecordStarted(local::LocalJobStore& store,
+                            std::vector<local::LocalJobStore::Started> started,
+                            Millis now) {
+  std::vector<local::LocalJobStore::Progress> progress;
+  for (auto& s : started) {
+    s.at = now;
+    progress.emplace_back(std::move(s));
+  }
+  return store.RecordProgress(progress, ExponentialBackoff{});
 }
 
+// Records the finishes, all at `now`.
 inline Status RecordFinished(
     local::LocalJobStore& store,
-    const std::vector<local::LocalJobStore::Finished>& finished, Millis now,
+    std::vector<local::LocalJobStore::Finished> finished, Millis now,
     const ExponentialBackoff& backoff) {
-  return store.RecordProgress(finished, {}, now, backoff);
+  std::vector<local::LocalJobStore::Progress> progress;
+  for (auto& f : finished) {
+    f.at = now;
+    progress.emplace_back(std::move(f));
+  }
+  return store.RecordProgress(progress, backoff);
 }
 
 }  // namespace cruncher::testing

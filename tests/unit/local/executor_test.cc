@@ -12,11 +12,20 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <sstream>
 #include <thread>
+#include <vector>
 
+#include "core/log.h"
 #include "core/template.h"
+#include "fakes/fake_clock.h"
 #include "fakes/job_store_util.h"
 #include "fakes/test_util.h"
+#include "local/commit_faults.h"
 #include "local/job_store.h"
 
 extern char** environ;
@@ -24,6 +33,8 @@ extern char** environ;
 namespace cruncher::local {
 namespace {
 
+using cruncher::testing::CommitFaults;
+using cruncher::testing::FakeClock;
 using cruncher::testing::ReadFile;
 using cruncher::testing::RecordFinished;
 using cruncher::testing::RecordStarted;
@@ -71,17 +82,37 @@ pid_t ReadPid(const std::string& path) {
 constexpr ExecutorOptions kFast{
     .slots = 4, .backoff_scale = 0.001, .kill_grace = 200};
 
+// Processes run in real time; the executor's timers (retry backoff,
+// deadlines, kill grace, housekeeping, TTL) run on a FakeClock that moves
+// only while a test waits for something (Eventually), kStep per poll.
 class ExecutorTest : public ::testing::Test {
  protected:
+  static constexpr Millis kStep = 20;
+
+  ExecutorTest() { clock_.set_auto_advance(false); }
+
   void SetUp() override {
-    auto s = LocalJobStore::Open(dir_.path(), Durability::kNormal);
+    auto s = LocalJobStore::Open(dir_.path(), Durability::kNormal, clock_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
   }
 
   void StartExecutor(ExecutorOptions options = kFast) {
-    executor_ = std::make_unique<LocalExecutor>(*store_, options);
+    executor_ = std::make_unique<LocalExecutor>(*store_, options, clock_);
     ASSERT_TRUE(executor_->Start().ok());
+  }
+
+  // Polls `condition` until it holds (false after `timeout` of real time),
+  // advancing the clock by kStep after each poll that fails.
+  bool Eventually(const std::function<bool()>& condition,
+                  seconds timeout = seconds(20)) {
+    return WaitFor(
+        [&] {
+          if (condition()) return true;
+          clock_.Advance(kStep);
+          return false;
+        },
+        timeout);
   }
 
   void Create(const json& manifest) {
@@ -92,7 +123,7 @@ class ExecutorTest : public ::testing::Test {
   // Waits (generously) until the Job is finished; returns it.
   Job WaitFinished(const std::string& name, seconds timeout = seconds(20)) {
     Job last;
-    bool done = WaitFor(
+    bool done = Eventually(
         [&] {
           auto job = store_->Get(name);
           if (!job.ok()) return false;
@@ -106,7 +137,7 @@ class ExecutorTest : public ::testing::Test {
 
   bool WaitState(const std::string& name, JobState state,
                  seconds timeout = seconds(20)) {
-    return WaitFor(
+    return Eventually(
         [&] {
           auto job = store_->Get(name);
           return job.ok() && job->state() == state;
@@ -121,6 +152,7 @@ class ExecutorTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  FakeClock clock_;
   std::unique_ptr<LocalJobStore> store_;
   std::unique_ptr<LocalExecutor> executor_;  // destroyed before the store
 
@@ -188,6 +220,38 @@ TEST_F(ExecutorTest, EnvironmentAndEnvReferences) {
   auto logs = Logs("env");
   ASSERT_EQ(logs.size(), 1u);
   EXPECT_EQ(logs[0].output, "env=hello world arg=world job=env attempt=1\n");
+}
+
+// Issue 8, defect 15: the executor's credentials and settings do not reach
+// tasks; they get the template's env and a minimal base (PATH, HOME, ...).
+TEST_F(ExecutorTest, TasksGetOnlyTheTemplatesEnvAndAMinimalBase) {
+  ::setenv("AWS_SECRET_ACCESS_KEY", "secret-of-the-server", 1);
+  ::setenv("CRUNCHER_TEST_SETTING", "of-the-server", 1);
+  StartExecutor();
+  Create(Manifest("printenv", {"env"}, json::object(),
+                  {{{"name", "FROM_TEMPLATE"}, {"value", "yes"}}}));
+  Job job = WaitFinished("printenv");
+  executor_->Stop();  // no thread reads the environment while it changes
+  ::unsetenv("AWS_SECRET_ACCESS_KEY");
+  ::unsetenv("CRUNCHER_TEST_SETTING");
+  EXPECT_EQ(job.state(), JobState::kComplete);
+  std::set<std::string> names;
+  std::istringstream lines(Logs("printenv").at(0).output);
+  for (std::string line; std::getline(lines, line);) {
+    names.insert(line.substr(0, line.find('=')));
+  }
+  EXPECT_FALSE(names.contains("AWS_SECRET_ACCESS_KEY"));
+  EXPECT_FALSE(names.contains("CRUNCHER_TEST_SETTING"));
+  EXPECT_TRUE(names.contains("FROM_TEMPLATE"));
+  EXPECT_TRUE(names.contains("PATH"));
+  EXPECT_TRUE(names.contains("CRUNCHER_JOB_NAME"));
+  for (const auto& name : names) {
+    EXPECT_TRUE(name == "FROM_TEMPLATE" || name == "CRUNCHER_JOB_NAME" ||
+                name == "CRUNCHER_ATTEMPT" || name == "PATH" ||
+                name == "HOME" || name == "LANG" || name == "LC_ALL" ||
+                name == "TZ" || name == "TMPDIR")
+        << name;
+  }
 }
 
 TEST_F(ExecutorTest, LiteralEnvReferenceIsPassedThrough) {
@@ -303,7 +367,7 @@ TEST_F(ExecutorTest, SlotsLimitConcurrency) {
     Create(Manifest("sleep-" + std::to_string(i), {"sleep", "0.3"}));
   }
   int max_running = 0;
-  bool all_done = WaitFor(
+  bool all_done = Eventually(
       [&] {
         max_running = std::max(max_running, executor_->running());
         auto n = store_->CountUnfinished();
@@ -329,22 +393,23 @@ TEST_F(ExecutorTest, DeletingARunningJobStopsItsProcess) {
   // sees "echo $$".
   Create(Manifest("victim",
                   {"sh", "-c", "echo $$$$ > " + pidfile + "; exec sleep 30"}));
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(pidfile).size() > 1; }));
+  ASSERT_TRUE(Eventually([&] { return ReadFile(pidfile).size() > 1; }));
   ASSERT_TRUE(WaitState("victim", JobState::kRunning));
   pid_t pid = ReadPid(pidfile);
   ASSERT_GT(pid, 0);
   EXPECT_FALSE(ProcessGone(pid));
   ASSERT_TRUE(store_->Delete("victim").ok());
-  EXPECT_TRUE(WaitFor([&] { return ProcessGone(pid); }, seconds(10)))
+  EXPECT_TRUE(Eventually([&] { return ProcessGone(pid); }, seconds(10)))
       << "the deleted Job's process is still running";
-  EXPECT_TRUE(WaitFor([&] { return executor_->running() == 0; }, seconds(10)));
+  EXPECT_TRUE(
+      Eventually([&] { return executor_->running() == 0; }, seconds(10)));
   EXPECT_EQ(store_->Get("victim").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(ExecutorTest, TtlZeroDeletesTheFinishedJob) {
   StartExecutor();
   Create(Manifest("short-lived", {"true"}, {{"ttlSecondsAfterFinished", 0}}));
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(Eventually(
       [&] {
         return store_->Get("short-lived").status().code() ==
                StatusCode::kNotFound;
@@ -366,7 +431,7 @@ TEST_F(ExecutorTest, StopRecordsRunningAttemptsAsInterruptedAndStartReruns) {
   ASSERT_EQ(logs.size(), 1u);
   EXPECT_NE(logs[0].attempt.find("ExecutorRestarted"), std::string::npos);
   StartExecutor();
-  ASSERT_TRUE(WaitFor([&] { return Logs("long").size() == 2; }));
+  ASSERT_TRUE(Eventually([&] { return Logs("long").size() == 2; }));
   ASSERT_TRUE(WaitState("long", JobState::kRunning));
   EXPECT_EQ(store_->Get("long")->failed(), 0);
 }
@@ -380,8 +445,7 @@ TEST_F(ExecutorTest, RestartRecoversAnAttemptLeftRunning) {
     auto other = LocalJobStore::Open(dir_.path(), Durability::kNormal);
     ASSERT_TRUE(other.ok());
     ASSERT_TRUE(
-        RecordStarted(**other, {{"crashed", 1}}, SystemClock::Get().NowMillis())
-            .ok());
+        RecordStarted(**other, {{"crashed", 1}}, clock_.NowMillis()).ok());
   }
   ASSERT_EQ(store_->Get("crashed")->state(), JobState::kRunning);
   StartExecutor();
@@ -412,7 +476,7 @@ TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
   ASSERT_EQ(
       ::posix_spawn(&helper, argv[0], nullptr, nullptr, argv.data(), environ),
       0);
-  bool running = WaitFor([&] {
+  bool running = Eventually([&] {
     auto job = store_->Get("survivor");
     return job.ok() && job->state() == JobState::kRunning &&
            ReadFile(pidfile).size() > 1;
@@ -429,20 +493,20 @@ TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
   int status = 0;
   ASSERT_EQ(::waitpid(helper, &status, 0), helper);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  EXPECT_TRUE(WaitFor([&] { return ProcessGone(attempt_pid); }, seconds(10)))
+  EXPECT_TRUE(Eventually([&] { return ProcessGone(attempt_pid); }, seconds(10)))
       << "the attempt outlived its executor (PR_SET_PDEATHSIG)";
 
   // Nobody recorded the end of attempt 1.
   ASSERT_EQ(store_->Get("survivor")->state(), JobState::kRunning);
   ASSERT_TRUE(std::filesystem::remove(pidfile));
   StartExecutor();
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(pidfile).size() > 1; }));
+  ASSERT_TRUE(Eventually([&] { return ReadFile(pidfile).size() > 1; }));
   auto logs = Logs("survivor");
   ASSERT_EQ(logs.size(), 2u);
   EXPECT_NE(logs[0].attempt.find("ExecutorRestarted"), std::string::npos)
       << logs[0].attempt;
-  EXPECT_TRUE(
-      WaitFor([&] { return Logs("survivor").at(1).output == "attempt 2\n"; }));
+  EXPECT_TRUE(Eventually(
+      [&] { return Logs("survivor").at(1).output == "attempt 2\n"; }));
   auto job = store_->Get("survivor");
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->failed(), 0);
@@ -450,7 +514,131 @@ TEST_F(ExecutorTest, ExecutorKilledWithSigkillAttemptDiesAndIsRerun) {
   pid_t second_pid = ReadPid(pidfile);
   executor_->Stop();  // kills the second attempt
   EXPECT_TRUE(ProcessGone(second_pid) ||
-              WaitFor([&] { return ProcessGone(second_pid); }, seconds(5)));
+              Eventually([&] { return ProcessGone(second_pid); }, seconds(5)));
+}
+
+int CountConditions(const Job& job, const std::string& type) {
+  int n = 0;
+  for (const auto& c : job.json()["status"].value("conditions", json::array()))
+    if (c.value("type", "") == type) ++n;
+  return n;
+}
+
+// Tests in which the database fails chosen commits (issue 8, defects 3 and
+// 17). Each task appends its attempt number to DIR/NAME.runs, so a second
+// process for one attempt shows.
+class ExecutorFaultTest : public ExecutorTest {
+ protected:
+  void SetUp() override {
+    ExecutorTest::SetUp();
+    faults_ = std::make_shared<CommitFaults>(SQLITE_FULL);
+    SetFaultInjector(faults_);
+    SetLogSink([this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(log_mu_);
+      log_.push_back(line);
+    });
+  }
+  void TearDown() override {
+    ExecutorTest::TearDown();  // stops the executor first
+    SetFaultInjector(nullptr);
+    SetLogSink(nullptr);
+  }
+
+  json Task(const std::string& name, int exit_code, json spec_extra = {}) {
+    return Manifest(name,
+                    {"sh", "-c",
+                     "echo $CRUNCHER_ATTEMPT >> " + Runs(name) +
+                         "; sleep 0.1; exit " + std::to_string(exit_code)},
+                    spec_extra.is_null() ? json::object() : spec_extra);
+  }
+  std::string Runs(const std::string& name) {
+    return dir_.path() + "/" + name + ".runs";
+  }
+  int LogLines(const std::string& event) {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    return static_cast<int>(
+        std::count_if(log_.begin(), log_.end(), [&](const std::string& l) {
+          return l.find("\"" + event + "\"") != std::string::npos;
+        }));
+  }
+
+  std::shared_ptr<CommitFaults> faults_;
+  std::mutex log_mu_;
+  std::vector<std::string> log_;
+};
+
+// The commit that records the start fails: the process runs on, the Job
+// still looks due in the store, and it must not be started a second time.
+TEST_F(ExecutorFaultTest, AStartThatCannotBeRecordedIsNotStartedAgain) {
+  Create(Task("once", 0));
+  faults_->FailNth(1);
+  StartExecutor();
+  Job job = WaitFinished("once");
+  EXPECT_EQ(faults_->failed(), 1);
+  EXPECT_EQ(job.state(), JobState::kComplete);
+  EXPECT_EQ(job.succeeded(), 1);
+  EXPECT_EQ(ReadFile(Runs("once")), "1\n");
+  EXPECT_EQ(Logs("once").size(), 1u);
+}
+
+// The commit that records the exit fails: the result is kept and recorded
+// on a later wake-up instead of leaving the Job Running forever.
+TEST_F(ExecutorFaultTest, AFinishThatCannotBeRecordedIsRecordedLater) {
+  Create(Task("late", 0));
+  faults_->FailNth(2);  // 1 records the start
+  StartExecutor();
+  Job job = WaitFinished("late", seconds(10));
+  EXPECT_EQ(faults_->failed(), 1);
+  EXPECT_EQ(job.state(), JobState::kComplete);
+  EXPECT_EQ(ReadFile(Runs("late")), "1\n");
+  EXPECT_TRUE(Eventually([&] { return executor_->running() == 0; }));
+}
+
+// The disk is full for a while, then space returns: every Job ends in
+// exactly one terminal condition, none is left Running, no attempt runs
+// twice, and the repeated error is logged a bounded number of times.
+TEST_F(ExecutorFaultTest, DiskFullThenSpaceReturns) {
+  const int kJobs = 8;
+  for (int i = 0; i < kJobs; ++i) {
+    // Even Jobs succeed; odd ones fail twice (backoffLimit 1).
+    Create(Task("job-" + std::to_string(i), i % 2, {{"backoffLimit", 1}}));
+  }
+  faults_->set_failing(true);
+  StartExecutor({.slots = 3, .backoff_scale = 0.001, .kill_grace = 200});
+  // The retries back off (100 ms, 200 ms, 400 ms, ...) while the first
+  // attempts end; nothing new starts meanwhile.
+  ASSERT_TRUE(Eventually(
+      [&] { return faults_->failed() >= 4 && executor_->running() == 0; }));
+  EXPECT_FALSE(std::filesystem::exists(Runs("job-3")));
+  faults_->set_failing(false);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto n = store_->CountUnfinished();
+        return n.ok() && *n == 0;
+      },
+      seconds(30)));
+  for (int i = 0; i < kJobs; ++i) {
+    std::string name = "job-" + std::to_string(i);
+    SCOPED_TRACE(name);
+    auto job = store_->Get(name);
+    ASSERT_TRUE(job.ok());
+    EXPECT_EQ(
+        CountConditions(*job, "Complete") + CountConditions(*job, "Failed"), 1)
+        << job->json().dump();
+    if (i % 2 == 0) {
+      EXPECT_EQ(job->state(), JobState::kComplete);
+      EXPECT_EQ(ReadFile(Runs(name)), "1\n");
+    } else {
+      EXPECT_EQ(job->state(), JobState::kFailed);
+      EXPECT_EQ(job->failed(), 2);
+      EXPECT_EQ(ReadFile(Runs(name)), "1\n2\n");
+    }
+  }
+  EXPECT_EQ(executor_->running(), 0);
+  // Once, and at most once more per 10 s of the test.
+  EXPECT_GE(LogLines("executor_record_failed"), 1);
+  EXPECT_LE(LogLines("executor_record_failed"), 3);
+  EXPECT_EQ(LogLines("executor_store_recovered"), 1);
 }
 
 TEST_F(ExecutorTest, InvalidOptions) {

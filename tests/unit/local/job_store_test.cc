@@ -2,13 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "fakes/fake_clock.h"
 #include "fakes/job_store_util.h"
 #include "fakes/test_util.h"
+#include "local/commit_faults.h"
 
 namespace cruncher::local {
 namespace {
 
+using cruncher::testing::CommitFaults;
 using cruncher::testing::FakeClock;
 using cruncher::testing::RecordFinished;
 using cruncher::testing::RecordStarted;
@@ -183,6 +187,95 @@ TEST_F(JobStoreTest, ExistingAndRecordsForDeletedJobsAreSkipped) {
   EXPECT_TRUE(RecordFinished(*store_, {{"b", 1, {0, false}, false}},
                              clock_.NowMillis(), ExponentialBackoff{})
                   .ok());
+}
+
+int CountConditions(const Job& job, const std::string& type) {
+  int n = 0;
+  for (const auto& c : job.json()["status"].value("conditions", json::array()))
+    if (c.value("type", "") == type) ++n;
+  return n;
+}
+
+// An executor retries progress it could not record; progress that was
+// recorded after all (or twice in one batch) must not apply twice: a second
+// finish would add a second terminal condition (issue 8, defects 3 and 17).
+TEST_F(JobStoreTest, ProgressRecordedTwiceAppliesOnce) {
+  ASSERT_TRUE(store_->Create(Manifest("ok", {"true"})).ok());
+  ASSERT_TRUE(
+      store_->Create(Manifest("no", {"false"}, {{"backoffLimit", 0}})).ok());
+  Millis now = clock_.NowMillis();
+  using Started = LocalJobStore::Started;
+  using Finished = LocalJobStore::Finished;
+  std::vector<LocalJobStore::Progress> progress = {
+      Started{"ok", 1, now}, Started{"no", 1, now},
+      Finished{"ok", 1, {0, false}, false, now + 1},
+      Finished{"no", 1, {1, false}, false, now + 1}};
+  ASSERT_TRUE(store_->RecordProgress(progress, ExponentialBackoff{}).ok());
+  ASSERT_TRUE(store_->RecordProgress(progress, ExponentialBackoff{}).ok());
+  auto ok = store_->Get("ok");
+  EXPECT_EQ(ok->state(), JobState::kComplete);
+  EXPECT_EQ(ok->succeeded(), 1);
+  EXPECT_EQ(CountConditions(*ok, "Complete"), 1);
+  EXPECT_EQ(CountConditions(*ok, "Failed"), 0);
+  auto no = store_->Get("no");
+  EXPECT_EQ(no->state(), JobState::kFailed);
+  EXPECT_EQ(no->failed(), 1);
+  EXPECT_EQ(CountConditions(*no, "Failed"), 1);
+  EXPECT_EQ(CountConditions(*no, "Complete"), 0);
+  EXPECT_EQ(store_->Logs("ok")->size(), 1u);
+}
+
+// A start and the finish of the same attempt in one batch apply in order:
+// the Job ends finished, not running.
+TEST_F(JobStoreTest, StartAndFinishOfOneAttemptInOneBatch) {
+  ASSERT_TRUE(store_->Create(Manifest("j", {"true"})).ok());
+  Millis now = clock_.NowMillis();
+  ASSERT_TRUE(store_
+                  ->RecordProgress({LocalJobStore::Started{"j", 1, now},
+                                    LocalJobStore::Finished{
+                                        "j", 1, {0, false}, false, now + 5}},
+                                   ExponentialBackoff{})
+                  .ok());
+  auto job = store_->Get("j");
+  EXPECT_EQ(job->state(), JobState::kComplete);
+  EXPECT_EQ(*store_->CountUnfinished(), 0);
+}
+
+TEST_F(JobStoreTest, FailPendingLeavesARunningOrFinishedJobAlone) {
+  ASSERT_TRUE(store_->Create(Manifest("j", {"true"})).ok());
+  ASSERT_TRUE(RecordStarted(*store_, {{"j", 1}}, clock_.NowMillis()).ok());
+  ASSERT_TRUE(
+      store_->FailPending("j", "DeadlineExceeded", "late", clock_.NowMillis())
+          .ok());
+  EXPECT_EQ(store_->Get("j")->state(), JobState::kRunning);
+  ASSERT_TRUE(RecordFinished(*store_, {{"j", 1, {0, false}, false}},
+                             clock_.NowMillis(), ExponentialBackoff{})
+                  .ok());
+  ASSERT_TRUE(
+      store_->FailPending("j", "DeadlineExceeded", "late", clock_.NowMillis())
+          .ok());
+  auto job = store_->Get("j");
+  EXPECT_EQ(job->state(), JobState::kComplete);
+  EXPECT_EQ(CountConditions(*job, "Failed"), 0);
+}
+
+TEST_F(JobStoreTest, AnInjectedCommitFailureRecordsNothing) {
+  ASSERT_TRUE(store_->Create(Manifest("j", {"true"})).ok());
+  for (int rc : {SQLITE_FULL, SQLITE_BUSY, SQLITE_IOERR}) {
+    SCOPED_TRACE(rc);
+    auto faults = std::make_shared<CommitFaults>(rc);
+    faults->set_failing(true);
+    SetFaultInjector(faults);
+    Status s = RecordStarted(*store_, {{"j", 1}}, clock_.NowMillis());
+    SetFaultInjector(nullptr);
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+    EXPECT_NE(s.ToString().find("COMMIT"), std::string::npos) << s.ToString();
+    EXPECT_EQ(faults->failed(), 1);
+    EXPECT_EQ(store_->Get("j")->state(), JobState::kPending);
+    EXPECT_TRUE(store_->Logs("j")->empty());
+  }
+  ASSERT_TRUE(RecordStarted(*store_, {{"j", 1}}, clock_.NowMillis()).ok());
+  EXPECT_EQ(store_->Get("j")->state(), JobState::kRunning);
 }
 
 }  // namespace
