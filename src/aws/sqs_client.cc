@@ -636,6 +636,7 @@ Result<std::vector<MessageMoveTask>> SqsClient::ListMessageMoveTasks(
 Result<std::vector<Message>> SqsMessageQueue::Receive(
     int max_messages, int wait_seconds, std::optional<int> visibility_seconds,
     const std::stop_token& stop) {
+  if (stop.stop_requested()) return std::vector<Message>{};
   return client_->ReceiveMessage(queue_url_, max_messages, wait_seconds,
                                  visibility_seconds, stop);
 }

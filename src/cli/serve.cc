@@ -152,7 +152,10 @@ int Run(ServeOptions& o) {
                   "use --sqs-port to pick another port, or --no-sqs");
     }
     endpoint = std::move(started).value();
+    // The region too: a client signing for another one (say, from
+    // ~/.aws/config) sees another region's queues, not this one.
     endpoint_fields = {{"endpoint_url", endpoint->url()},
+                       {"region", options.region},
                        {"queue_url", endpoint->url() + "/000000000000/" +
                                          (*queues)->queue_name()}};
   }

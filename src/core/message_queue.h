@@ -91,7 +91,8 @@ class MessageQueue {
   // A stop requested through `stop` ends the wait early: the call then
   // returns what it has (usually nothing, as SQS does at the end of a wait)
   // within about a second; messages it had already received are returned,
-  // never dropped.
+  // never dropped. A stop already requested when the call starts receives
+  // nothing.
   virtual Result<std::vector<Message>> Receive(
       int max_messages, int wait_seconds, std::optional<int> visibility_seconds,
       const std::stop_token& stop) = 0;

@@ -238,6 +238,10 @@ int Dispatcher::ReceiveWait(Millis now) const {
   return wait;
 }
 
+Millis Dispatcher::WakeBy(Millis t) const {
+  return tracked_.empty() ? t : std::min(t, next_check_);
+}
+
 Millis Dispatcher::ExtendWhenLeft() const {
   // Half the timeout, as before, unless that leaves less than the time to
   // the next check and its lag: then at every check (a short timeout).
@@ -250,7 +254,10 @@ Result<int> Dispatcher::RunOnce(const std::stop_token& stop) {
   int batch = 10;
   if (options_.max_active > 0) {
     auto active = backend_.CountUnfinished();
-    if (!active.ok()) return active.status().WithContext("count active jobs");
+    if (!active.ok()) {
+      CheckTracked(now, false);  // in-flight messages still need extending
+      return active.status().WithContext("count active jobs");
+    }
     batch = std::min(batch, options_.max_active - *active);
     if (batch <= 0) {
       // Backpressure: the messages stay safely in the queue meanwhile.
@@ -265,7 +272,7 @@ Result<int> Dispatcher::RunOnce(const std::stop_token& stop) {
     int tokens = create_bucket_->Available(now);
     if (tokens == 0) {
       CheckTracked(now, false);
-      clock_.SleepUntil(create_bucket_->NextAvailable(now), stop);
+      clock_.SleepUntil(WakeBy(create_bucket_->NextAvailable(now)), stop);
       return 0;
     }
     batch = std::min(batch, tokens);
@@ -426,7 +433,13 @@ void Dispatcher::Run(const std::stop_token& stop) {
         {{"queue", source_.name()},
          {"error", n.status().ToString()},
          {"retry_in_ms", delay}});
-    clock_.SleepFor(delay, stop);
+    // The backoff can outlast a visibility timeout: on-success messages
+    // keep being checked and extended while the loop waits.
+    const Millis until = clock_.NowMillis() + delay;
+    while (clock_.NowMillis() < until &&
+           clock_.SleepUntil(WakeBy(until), stop)) {
+      CheckTracked(clock_.NowMillis(), false);
+    }
   }
 }
 

@@ -125,6 +125,9 @@ class Dispatcher {
                const std::string& why);
   void CheckTracked(Millis now, bool force);
   int ReceiveWait(Millis now) const;
+  // A wait that should end at `t` ends by the next on-success check instead
+  // when messages are tracked, so no wait outlasts their visibility.
+  Millis WakeBy(Millis t) const;
   // on-success: extend a message's visibility when less than this remains.
   Millis ExtendWhenLeft() const;
 

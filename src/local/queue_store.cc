@@ -59,16 +59,29 @@ constexpr AddedColumn kAddedColumns[] = {
 
 // Adds the missing kAddedColumns in one write transaction, so that several
 // processes opening an old database at once add each column once.
+Result<bool> HasColumn(Database& db, const AddedColumn& column) {
+  CRUNCHER_ASSIGN_OR_RETURN(Statement info,
+                            db.Prepare("SELECT 1 FROM pragma_table_info(?) "
+                                       "WHERE name=?"));
+  info.Bind(1, column.table).Bind(2, column.name);
+  const bool present = info.Step();
+  CRUNCHER_RETURN_IF_ERROR(info.status());
+  return present;
+}
+
+// Every open (read-only commands too) checks first without a write lock:
+// only an old database takes one, and checks again under it.
 Status AddMissingColumns(Database& db) {
+  bool all_present = true;
+  for (const AddedColumn& column : kAddedColumns) {
+    CRUNCHER_ASSIGN_OR_RETURN(bool present, HasColumn(db, column));
+    all_present = all_present && present;
+  }
+  if (all_present) return Status::Ok();
   Transaction tx(db);
   CRUNCHER_RETURN_IF_ERROR(tx.Begin());
   for (const AddedColumn& column : kAddedColumns) {
-    CRUNCHER_ASSIGN_OR_RETURN(Statement info,
-                              db.Prepare("SELECT 1 FROM pragma_table_info(?) "
-                                         "WHERE name=?"));
-    info.Bind(1, column.table).Bind(2, column.name);
-    const bool present = info.Step();
-    CRUNCHER_RETURN_IF_ERROR(info.status());
+    CRUNCHER_ASSIGN_OR_RETURN(bool present, HasColumn(db, column));
     if (present) continue;
     CRUNCHER_RETURN_IF_ERROR(db.Exec(std::string("ALTER TABLE ") +
                                      column.table + " ADD COLUMN " +
@@ -601,6 +614,9 @@ Result<std::vector<Message>> LocalQueueStore::Receive(
                              *visibility_seconds > kMaxVisibilitySeconds)) {
     return InvalidArgument("VisibilityTimeout must be 0 to 43200 seconds");
   }
+  // Stopping: hide nothing that the caller may no longer be able to use (an
+  // endpoint closing its connections would leave it invisible).
+  if (stop.stop_requested()) return std::vector<Message>{};
   auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
   for (;;) {

@@ -212,3 +212,5 @@ def test_sigterm_stops_local_serve_at_once(data_dir, template):
     print(f"local serve stopped {seconds:.3f} s after SIGTERM")
     assert server.proc.returncode == 0, server.logs()
     assert seconds < 2, server.logs()
+    # One receive, still waiting when the stop came: the stop ended the wait.
+    assert stopped_line(server.logs())["receive_calls"] == 1, server.logs()

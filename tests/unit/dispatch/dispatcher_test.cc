@@ -281,7 +281,8 @@ TEST_F(DispatcherTest, DeadLetterCopyKeepsToTheAttributeCountLimit) {
   EXPECT_EQ(source_.size(), 0u);
 }
 
-TEST_F(DispatcherTest, DeadLetterCopyOfAMessageWithTenAttributesGoesWithoutOurs) {
+TEST_F(DispatcherTest,
+       DeadLetterCopyOfAMessageWithTenAttributesGoesWithoutOurs) {
   auto d = Make({}, true);
   OutgoingMessage m{"not json", {}, 0};
   for (size_t i = 0; i < kMaxMessageAttributes; ++i) {
@@ -726,6 +727,34 @@ TEST_F(OnSuccessTest, ShortestVisibilityTimeoutIsExtendedInTime) {
   clock_.Advance(1'000);
   EXPECT_EQ(RunOnce(*d), 0);
   EXPECT_FALSE(source_.Find(id).has_value());
+}
+
+// Review finding: with a slow create rate the loop slept until the next
+// token (5 s here) while a tracked message had less than that left of its
+// visibility; it became visible and was redelivered while its Job ran.
+TEST_F(OnSuccessTest, WaitingForACreateTokenStillExtendsInTime) {
+  DispatcherOptions o = Options();
+  o.visibility_seconds = 5;
+  o.create_per_second = 0.2;
+  o.wait_seconds = 20;
+  auto d = std::make_unique<Dispatcher>(source_, nullptr, backend_, template_,
+                                        o, clock_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) ids.push_back(source_.Add(R"({"msg": "x"})"));
+  const Millis end = clock_.NowMillis() + 60'000;
+  while (clock_.NowMillis() < end) {
+    ASSERT_GE(RunOnce(*d), 0);
+    for (const auto& id : ids) {
+      if (backend_.Find(JobFor(id))) backend_.SetRunning(JobFor(id));
+      auto stored = source_.Find(id);
+      ASSERT_TRUE(stored.has_value());
+      ASSERT_LE(stored->message.receive_count, 1)
+          << "redelivered while its Job ran, at "
+          << clock_.NowMillis() - (end - 60'000) << " ms";
+    }
+    clock_.Advance(300);  // the cost of one iteration's calls
+  }
+  EXPECT_GT(d->tracked(), 10u);
 }
 
 TEST_F(OnSuccessTest, ReleasesWithBackoffWhenTheJobFails) {
