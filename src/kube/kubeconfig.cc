@@ -601,16 +601,16 @@ Result<ClusterConfig> LoadKubeConfigFiles(
 }
 
 Result<ClusterConfig> LoadClusterConfig(const KubeConfigOptions& options) {
-  std::vector<std::string> paths;
-  std::string looked_at;
   if (!options.kubeconfig.empty()) {
     return LoadKubeConfigFiles({options.kubeconfig}, true, options.context,
                                options.namespace_override);
   }
+  std::vector<std::string> paths;
+  std::string looked_at;  // for the error when nothing is configured
   const std::string list = EnvValue(options.env, "KUBECONFIG");
   if (!list.empty()) {
     paths = SplitPathList(list);
-    looked_at = "the files of KUBECONFIG (" + list + ")";
+    looked_at = "KUBECONFIG (" + list + ")";
   } else if (const std::string home = EnvValue(options.env, "HOME");
              !home.empty()) {
     paths.push_back(home + "/.kube/config");
@@ -629,9 +629,9 @@ Result<ClusterConfig> LoadClusterConfig(const KubeConfigOptions& options) {
   }
   return NotFound(
       "no Kubernetes configuration: " + looked_at +
-      (merged.files.empty() ? " does not exist" : " defines nothing") +
-      ", no --kubeconfig was given, and KUBERNETES_SERVICE_HOST is not set "
-      "(not running in a cluster)");
+      (merged.files.empty() ? " names no existing file" : " defines nothing") +
+      ", no --kubeconfig was given, and KUBERNETES_SERVICE_HOST "
+      "is not set (not running in a cluster)");
 }
 
 Result<std::shared_ptr<CredentialProvider>> NewCredentialProvider(
