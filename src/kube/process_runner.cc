@@ -40,7 +40,9 @@ constexpr std::size_t kOutRead = 0, kOutWrite = 1, kErrRead = 2, kErrWrite = 3,
 
 std::vector<std::string> MergedEnvironment(
     const std::vector<std::pair<std::string, std::string>>& extra) {
-  std::map<std::string, std::string> overrides(extra.begin(), extra.end());
+  // A name given twice takes its last value, as Go's os/exec does.
+  std::map<std::string, std::string> overrides;
+  for (const auto& [name, value] : extra) overrides[name] = value;
   std::vector<std::string> out;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view entry(*e);
@@ -48,7 +50,7 @@ std::vector<std::string> MergedEnvironment(
     const std::string name(entry.substr(0, eq));
     if (overrides.count(name) == 0) out.emplace_back(entry);
   }
-  for (const auto& [name, value] : extra) out.push_back(name + "=" + value);
+  for (const auto& [name, value] : overrides) out.push_back(name + "=" + value);
   return out;
 }
 

@@ -63,7 +63,8 @@ TEST_F(SubprocessRunnerTest, InheritsEnvironmentAndOverrides) {
   req.command = Script("env.sh",
                        "echo \"$CRUNCHER_KUBE_TEST_PARENT "
                        "$CRUNCHER_KUBE_TEST_OVERRIDE\"\n");
-  req.env = {{"CRUNCHER_KUBE_TEST_OVERRIDE", "new"}};
+  req.env = {{"CRUNCHER_KUBE_TEST_OVERRIDE", "first"},
+             {"CRUNCHER_KUBE_TEST_OVERRIDE", "new"}};
   auto r = runner_.Run(req);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->stdout_data, "parent new\n");
