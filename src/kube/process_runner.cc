@@ -178,9 +178,11 @@ Result<ProcessResult> SubprocessRunner::Run(const ProcessRequest& request) {
     if (left <= 0) {
       ::kill(-pid, SIGKILL);
       WaitFor(pid);
+      const Millis ms = request.timeout_ms;
       return Unavailable("\"" + command + "\" did not finish within " +
-                         std::to_string(request.timeout_ms / 1000) +
-                         " s; killed");
+                         (ms % 1000 == 0 ? std::to_string(ms / 1000) + " s"
+                                         : std::to_string(ms) + " ms") +
+                         "; killed");
     }
     pollfd pfds[3] = {{fds[kOutRead], POLLIN, 0},
                       {fds[kErrRead], POLLIN, 0},
