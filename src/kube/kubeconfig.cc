@@ -37,8 +37,8 @@ const char* NodeKind(const Node& n) {
 // the expected one is an error, never an exception.
 class MapReader {
  public:
-  MapReader(Node node, std::string where)
-      : node_(std::move(node)), where_(std::move(where)) {}
+  MapReader(const Node& node, std::string where)
+      : node_(node), where_(std::move(where)) {}
 
   // The node must be a mapping (or null: an empty mapping).
   Status Check() const {
