@@ -306,8 +306,10 @@ Result<KubeconfigFile> ParseKubeconfig(const std::string& text,
     }
     return InvalidArgument(std::move(msg));
   }
-  const std::string dir =
-      std::filesystem::absolute(path).parent_path().lexically_normal().string();
+  std::error_code ec;  // only if the working directory is gone: keep `path`
+  std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  if (ec) absolute = path;
+  const std::string dir = absolute.parent_path().lexically_normal().string();
   for (auto& [name, c] : file.clusters) c.file = path, c.dir = dir;
   for (auto& [name, u] : file.users) u.file = path, u.dir = dir;
   for (auto& [name, c] : file.contexts) c.file = path;
