@@ -3,20 +3,10 @@
 #include <array>
 #include <cstdint>
 
+#include "core/encoding.h"
+
 namespace cruncher::kube {
 namespace {
-
-constexpr std::string_view kAlphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
 
 // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 // days_from_civil), so no time zone database or timegm is involved.
@@ -44,69 +34,13 @@ bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 }  // namespace
 
-Result<std::string> Base64Decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  int quantum = 0;  // symbols (data or padding) in the current 4-group
-  int padding = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\n' || c == '\r') continue;
-    if (c == '=') {
-      // Padding may only finish a group that has at least two data symbols.
-      if (quantum < 2) {
-        return InvalidArgument("not valid base64 (misplaced '=' at byte " +
-                               std::to_string(i) + ")");
-      }
-      ++padding;
-      ++quantum;
-      if (quantum == 4) quantum = 0;
-      continue;
-    }
-    const int v = Base64Value(c);
-    if (v < 0 || padding > 0) {
-      return InvalidArgument("not valid base64 (unexpected byte at offset " +
-                             std::to_string(i) + ")");
-    }
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-    quantum = (quantum + 1) % 4;
+Result<std::string> DecodeBase64Field(std::string_view text) {
+  std::string compact;
+  compact.reserve(text.size());
+  for (char c : text) {
+    if (c != '\n' && c != '\r') compact.push_back(c);
   }
-  if (quantum != 0) {
-    return InvalidArgument("not valid base64 (length is not a multiple of 4)");
-  }
-  return out;
-}
-
-std::string Base64Encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const std::uint32_t n = (static_cast<unsigned char>(bytes[i]) << 16) |
-                            (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                            static_cast<unsigned char>(bytes[i + 2]);
-    out.push_back(kAlphabet[(n >> 18) & 63]);
-    out.push_back(kAlphabet[(n >> 12) & 63]);
-    out.push_back(kAlphabet[(n >> 6) & 63]);
-    out.push_back(kAlphabet[n & 63]);
-  }
-  const std::size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    std::uint32_t n = static_cast<unsigned char>(bytes[i]) << 16;
-    if (rest == 2) n |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-    out.push_back(kAlphabet[(n >> 18) & 63]);
-    out.push_back(kAlphabet[(n >> 12) & 63]);
-    out.push_back(rest == 2 ? kAlphabet[(n >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
+  return Base64Decode(compact);
 }
 
 Result<Millis> ParseRfc3339Time(std::string_view s) {

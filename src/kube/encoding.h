@@ -1,6 +1,7 @@
 // The encodings a kubeconfig and an ExecCredential use: base64 for the
 // `*-data` fields (standard alphabet with padding, line breaks ignored, as
-// Go's encoding/base64.StdEncoding decodes a []byte field) and RFC 3339 times
+// Go's encoding/base64.StdEncoding decodes a []byte field; the base64 itself
+// is core/encoding.h's) and RFC 3339 times
 // (metav1.Time), with fractional seconds and a zone offset.
 //
 // Thread-safety: pure functions.
@@ -15,9 +16,9 @@
 
 namespace cruncher::kube {
 
-// Fails with InvalidArgument naming the offending byte offset.
-Result<std::string> Base64Decode(std::string_view text);
-std::string Base64Encode(std::string_view bytes);
+// A kubeconfig `*-data` field: core's Base64Decode after dropping line
+// breaks, which Go's decoder ignores (a folded YAML scalar may hold them).
+Result<std::string> DecodeBase64Field(std::string_view text);
 
 // "2026-11-30T12:00:00Z", "2026-11-30T12:00:00.5+01:00" -> milliseconds since
 // the epoch (fractions below a millisecond are dropped). InvalidArgument for

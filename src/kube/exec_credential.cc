@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/encoding.h"
 #include "kube/encoding.h"
 
 namespace cruncher::kube {

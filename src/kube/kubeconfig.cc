@@ -84,7 +84,7 @@ class MapReader {
   // A base64 `*-data` field, decoded.
   Result<std::string> Data(std::string_view key) const {
     CRUNCHER_ASSIGN_OR_RETURN(std::string text, String(key));
-    auto decoded = Base64Decode(text);
+    auto decoded = DecodeBase64Field(text);
     if (!decoded.ok()) return decoded.status().WithContext(Where(key));
     return decoded;
   }

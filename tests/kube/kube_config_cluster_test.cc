@@ -19,7 +19,7 @@
 #include <sstream>
 
 #include "core/clock.h"
-#include "kube/encoding.h"
+#include "core/encoding.h"
 #include "kube/kubeconfig.h"
 
 namespace cruncher::kube {

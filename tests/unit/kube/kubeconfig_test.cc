@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/encoding.h"
 #include "fakes/fake_clock.h"
 #include "fakes/test_util.h"
-#include "kube/encoding.h"
 
 namespace cruncher::kube {
 namespace {
@@ -285,7 +285,7 @@ current-context: ctx
        "",
        "clusters[a].cluster.insecure-skip-tls-verify: expected true or false"},
       {"clusters: [{name: a, cluster: {certificate-authority-data: '!!'}}]\n",
-       "", "clusters[a].cluster.certificate-authority-data: not valid base64"},
+       "", "clusters[a].cluster.certificate-authority-data: base64"},
       {"clusters: [{name: a}, {name: a}]\n", "",
        "clusters: duplicate name \"a\""},
       {"users: [{name: u, user: {exec: {args: x}}}]\n", "",
