@@ -53,6 +53,14 @@ Result<std::string> Base64Decode(std::string_view text) {
   if (text.size() % 4 != 0) {
     return InvalidArgument("base64 length is not a multiple of 4");
   }
+  // Padding only as the last one or two characters ("a===" is not base64;
+  // OpenSSL's decoder would take it).
+  if (std::size_t pad = text.find('=');
+      pad != std::string_view::npos &&
+      (text.size() - pad > 2 ||
+       text.find_first_not_of('=', pad) != std::string_view::npos)) {
+    return InvalidArgument("malformed base64: misplaced padding");
+  }
   std::string out(3 * (text.size() / 4), '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(text.data()),

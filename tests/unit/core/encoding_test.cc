@@ -41,6 +41,9 @@ TEST(Base64Test, RoundTripsWithPadding) {
 TEST(Base64Test, RefusesMalformedInput) {
   EXPECT_FALSE(Base64Decode("Zg=").ok());
   EXPECT_FALSE(Base64Decode("Z!==").ok());
+  EXPECT_FALSE(Base64Decode("a===").ok());
+  EXPECT_FALSE(Base64Decode("Zg=a").ok());
+  EXPECT_FALSE(Base64Decode("Zg==Zm9v").ok());
 }
 
 TEST(Sha256Test, KnownVector) {

@@ -246,7 +246,7 @@ TEST_F(DispatcherLocalTest, PoisonBodyOfExactlyTheMaximumSizeKeepsItsReason) {
   EXPECT_EQ(logged.value("dead_letter_message_id", ""), (*dead)[0].id);
   EXPECT_EQ(logged.value("reason", ""), "message body is not valid JSON");
   EXPECT_EQ(logged.value("reason_attribute", ""),
-            "omitted: the body leaves no room");
+            "omitted: the body or the message's own attributes leave no room");
 }
 
 // Near the limit the reason comes first: it goes whole, and the source
