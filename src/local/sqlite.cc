@@ -1,14 +1,13 @@
 #include "local/sqlite.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <thread>
-
-#include "local/data_dir.h"
 
 namespace cruncher::local {
 namespace {
@@ -61,10 +60,6 @@ Database::Database(sqlite3* db, std::string path)
 
 Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                  Durability durability) {
-  // Created here, private: SQLite would create it 0644 less the umask, and
-  // gives the WAL and shared-memory files the database file's mode.
-  CRUNCHER_ASSIGN_OR_RETURN(int fd, OpenPrivateFile(path, O_RDWR | O_CREAT));
-  ::close(fd);
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(
       path.c_str(), &raw,
@@ -74,6 +69,16 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
   if (rc != SQLITE_OK) {
     return Unavailable("cannot open database " + path + ": " +
                        (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+  }
+  // Private, by path and never through a descriptor of our own: closing any
+  // descriptor of the file drops the POSIX locks that SQLite's connections
+  // in this process hold on it, and another process then checkpoints and
+  // deletes the WAL under them. Before the switch to WAL below, so the WAL
+  // and shared-memory files, which take the database file's mode, are
+  // private too (the data directory is 0700 meanwhile).
+  if (::chmod(path.c_str(), 0600) != 0) {
+    return Unavailable("cannot make database " + path +
+                       " private: " + std::strerror(errno));
   }
   sqlite3_busy_timeout(raw, 10'000);
   // Two processes opening a fresh database at once (the CLI and `local

@@ -71,3 +71,21 @@ spec:
     assert queue_status(data_dir)["deadLetterQueue"]["visible"] == 0
     # The restart recorded the attempts it found running as interrupted.
     assert "attempt_interrupted" in logs
+
+
+def test_cli_commands_beside_serve_keep_its_wal_and_see_its_writes(data_dir, serve):
+    """Regression: opening the database closed a descriptor of the file that
+    the server's other connection held POSIX locks through; the next CLI
+    process then believed it was the last user, checkpointed and deleted the
+    server's WAL, and from then on nothing the server wrote was visible to
+    other processes (and a kill -9 lost it)."""
+    server = serve()
+    wait_for(lambda: '"event":"serving"' in server.logs(), what="serving")
+    run("status", data_dir=data_dir, check=0)
+    assert (data_dir / "cruncher.db-wal").exists(), "a CLI command deleted the WAL"
+    run("send", json.dumps({"n": 1, "sleep": 0, "code": 0}), data_dir=data_dir, check=0)
+    done = wait_for(lambda: [j for j in jobs(data_dir) if state(j) == "Complete"],
+                    timeout=30, what="the Job to be seen Complete by the CLI")
+    assert len(done) == 1
+    server.stop(signal.SIGKILL)
+    assert [state(j) for j in jobs(data_dir)] == ["Complete"]
