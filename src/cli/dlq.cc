@@ -47,8 +47,12 @@ int RunList(const DlqOptions& o) {
     auto reason = m.attributes.find(dispatch::kErrorAttribute);
     rows.push_back(
         {m.id, std::to_string(m.receive_count), FormatAge(now - m.sent_at),
-         reason == m.attributes.end() ? "maxReceiveCount exceeded"
-                                      : OneLine(reason->second.value, 60),
+         // Without Cruncher's reason attribute the message was moved by the
+         // queue's redrive, or its copy had no room for the reason (which
+         // the poison_message log line then holds): say both, claim neither.
+         reason == m.attributes.end()
+             ? "(no cruncher-error: queue redrive, or see the poison_message log)"
+             : OneLine(reason->second.value, 60),
          OneLine(m.body, 60)});
   }
   std::cout << FormatTable(rows);

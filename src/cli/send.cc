@@ -66,6 +66,10 @@ Result<std::vector<Body>> ReadBodies(const SendOptions& o) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     bodies.push_back({line, "line", n});
   }
+  // A directory opens, then fails its first read: not "0 tasks sent".
+  if (in->bad() || (!in->eof() && in->fail())) {
+    return Unavailable("cannot read " + o.file + ": read error (a directory?)");
+  }
   return bodies;
 }
 

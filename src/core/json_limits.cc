@@ -46,9 +46,11 @@ Result<nlohmann::json> ParseJson(std::string_view text, int max_depth) {
   CRUNCHER_RETURN_IF_ERROR(CheckJsonDepth(text, max_depth));
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.what() reads "[json.exception.parse_error.101] parse error at line
-    // 1, column 2: ..."; keep the part after the bracketed id.
+  } catch (const nlohmann::json::exception& e) {
+    // Syntax errors, and numbers that overflow a double (out_of_range.406,
+    // "1e400"), which parse_error does not cover. e.what() reads
+    // "[json.exception.parse_error.101] parse error at line 1, column 2:
+    // ..."; keep the part after the bracketed id.
     std::string what = e.what();
     const size_t id_end = what.find("] ");
     return InvalidArgument(

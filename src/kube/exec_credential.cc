@@ -68,6 +68,10 @@ Result<Credentials> ParseExecCredential(std::string_view output,
     return InvalidArgument("output is not JSON (parse error at byte " +
                            std::to_string(e.byte) +
                            "); a plugin must print one ExecCredential object");
+  } catch (const json::exception&) {  // a number overflowing a double
+    return InvalidArgument(
+        "output is not valid JSON (a number out of range); a plugin must "
+        "print one ExecCredential object");
   }
   if (!doc.is_object()) {
     return InvalidArgument("output is not a JSON object");

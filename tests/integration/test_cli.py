@@ -462,3 +462,10 @@ def test_logs_follow_of_a_finished_job_returns_at_once(script_serve, data_dir):
     name = finished_job(data_dir)["metadata"]["name"]
     p = run("logs", "-f", name, data_dir=data_dir, check=0, timeout=10)
     assert p.stdout == "==> attempt-1 (exit code 0) <==\ndone\n"
+
+
+def test_send_file_that_is_a_directory_fails(tmp_path, data_dir):
+    # Found by attacking the binary: it said "sent 0 tasks" and exited 0.
+    p = run("send", "--file", str(tmp_path), data_dir=data_dir)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "cannot read" in p.stderr

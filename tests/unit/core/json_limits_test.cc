@@ -63,5 +63,18 @@ TEST(JsonLimitsTest, ParseJsonReportsDepthAndSyntax) {
       << bad.status().message();
 }
 
+// Found by attacking the binary: a number beyond a double's range threw
+// out_of_range (not a parse_error), which nothing caught: `cruncher status
+// --queue-url` aborted, and the endpoint answered a RedrivePolicy with 500.
+TEST(JsonLimitsTest, ParseJsonRefusesNumbersBeyondADouble) {
+  for (const char* text : {R"({"x": 1e400})", R"({"x": -1e400})"}) {
+    auto r = ParseJson(text);
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("number overflow"), std::string::npos)
+        << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace cruncher
