@@ -50,9 +50,9 @@ int RunList(const DlqOptions& o) {
          // Without Cruncher's reason attribute the message was moved by the
          // queue's redrive, or its copy had no room for the reason (which
          // the poison_message log line then holds): say both, claim neither.
-         reason == m.attributes.end()
-             ? "(no cruncher-error: queue redrive, or see the poison_message log)"
-             : OneLine(reason->second.value, 60),
+         reason == m.attributes.end() ? "(no cruncher-error: queue redrive, or "
+                                        "see the poison_message log)"
+                                      : OneLine(reason->second.value, 60),
          OneLine(m.body, 60)});
   }
   std::cout << FormatTable(rows);
