@@ -121,9 +121,12 @@ TEST(SqsFaultTest, SlowResponsesTimeOutAndAreRetried) {
 // Issue 8: a stop ends a long poll in progress at once (the dispatcher's
 // loop and `watch` stop within a second instead of after the 20 s wait).
 TEST(SqsFaultTest, StopAbandonsALongPollInProgress) {
-  TestHttpReply empty = TestHttpReply::Json(200, "{}");
-  empty.delay_ms = 20'000;  // a long poll on an empty queue
-  TestHttpServer server([&](const TestHttpRequest&) { return empty; });
+  std::atomic<int> delay_ms{20'000};  // a long poll on an empty queue
+  TestHttpServer server([&](const TestHttpRequest&) {
+    TestHttpReply empty = TestHttpReply::Json(200, "{}");
+    empty.delay_ms = delay_ms.load();
+    return empty;
+  });
   SqsMessageQueue queue(ClientFor(server), QueueUrl(server));
   std::stop_source stop;
   std::chrono::steady_clock::time_point stopped_at;
@@ -143,7 +146,7 @@ TEST(SqsFaultTest, StopAbandonsALongPollInProgress) {
 
   // The client still works afterwards, and a stop requested before the call
   // sends nothing.
-  empty.delay_ms = 0;
+  delay_ms = 0;
   auto again = queue.Receive(10, 0, std::nullopt, {});
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(server.requests(), 2);
@@ -201,7 +204,10 @@ TEST(SqsFaultTest, DeleteBatchWithLostResponseReportsEveryEntryFailed) {
     EXPECT_FALSE(results[i].status.ok()) << handles[i];
     EXPECT_EQ(results[i].status.code(), StatusCode::kUnavailable);
   }
-  EXPECT_EQ(deleted_on_server.size(), handles.size());
+  {
+    std::lock_guard<std::mutex> lock(mu);  // the server thread inserts
+    EXPECT_EQ(deleted_on_server.size(), handles.size());
+  }
   EXPECT_EQ(server.requests(), 6);  // two batches, three attempts each
 }
 
