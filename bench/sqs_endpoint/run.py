@@ -12,9 +12,16 @@ the ratio.
 Usage: bench/sqs_endpoint/run.py [--server PATH] [--messages 50000]
                                  [--moto-messages 5000] [--clients 8]
                                  [--durability full|normal]
+                                 [--baseline-server PATH] [--rounds 3]
 The server defaults to build/tests/sqs_endpoint/cruncher_sqs_endpoint_test_server.
 moto keeps all messages in one list and scans it on every receive, so it gets
 a smaller count by default; the rates are what is compared.
+
+With --baseline-server (the test server built from an older commit), both
+builds run the endpoint workload --rounds times each, alternating, each on
+its own data directory, and the medians are compared: a change's cost is
+measured side by side in one run, under the same load, not against a figure
+from another day.
 """
 import argparse
 import http.client
@@ -149,6 +156,48 @@ def wait_port(port, proc, what):
     sys.exit(f"{what} did not listen on port {port}")
 
 
+def start_server(path, durability):
+    data = tempfile.mkdtemp(prefix="sqs-bench-")
+    port = free_port()
+    proc = subprocess.Popen([path, data, str(port), "--durability", durability],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc, path)
+    return proc, port, data
+
+
+def compare_builds(args):
+    print(f"{args.clients} clients, batches of 10, SQLite durability={args.durability}, "
+          f"{args.messages} messages per run, {args.rounds} rounds alternating", flush=True)
+    builds = [("baseline", args.baseline_server), ("this build", args.server)]
+    rates = {name: [] for name, _ in builds}
+    ok = True
+    for round_no in range(args.rounds):
+        # Alternate which build goes first, so neither always runs on a
+        # page cache or disk the other has just warmed.
+        order = builds if round_no % 2 == 0 else builds[::-1]
+        for name, path in order:
+            proc, port, data = start_server(path, args.durability)
+            try:
+                r = workload(name, port, args.messages, args.clients)
+            finally:
+                proc.terminate()
+                proc.wait()
+                shutil.rmtree(data, ignore_errors=True)
+            ok = ok and r["deleted"] == r["messages"] and r["remaining"] == 0
+            rates[name].append(r["msgs_per_s"])
+            print(f"round {round_no + 1} {name:<10} send {r['send_s']:6.2f} s "
+                  f"recv+del {r['recv_delete_s']:6.2f} s  {r['msgs_per_s']:8.0f} msgs/s",
+                  flush=True)
+    med = {name: sorted(v)[len(v) // 2] for name, v in rates.items()}
+    print(f"{'build':<10} {'median msgs/s':>14} {'runs':>30}")
+    for name, v in rates.items():
+        print(f"{name:<10} {med[name]:>14.0f} {' '.join(f'{x:.0f}' for x in v):>30}")
+    print(f"this build / baseline: {med['this build'] / med['baseline'] * 100:.1f} %")
+    if not ok:
+        print("ERROR: a run did not deliver and delete every message exactly once")
+    return 0 if ok else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -157,10 +206,15 @@ def main():
     ap.add_argument("--moto-messages", type=int, default=5000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--durability", choices=["full", "normal"], default="full")
+    ap.add_argument("--baseline-server", help="compare with this build instead of moto")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    if not os.access(args.server, os.X_OK):
-        sys.exit(f"no server binary at {args.server}; build target "
-                 "cruncher_sqs_endpoint_test_server or pass --server")
+    for server in (args.server, args.baseline_server):
+        if server is not None and not os.access(server, os.X_OK):
+            sys.exit(f"no server binary at {server}; build target "
+                     "cruncher_sqs_endpoint_test_server or pass --server")
+    if args.baseline_server:
+        return compare_builds(args)
 
     data = tempfile.mkdtemp(prefix="sqs-bench-")
     port = free_port()
