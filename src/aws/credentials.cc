@@ -7,10 +7,10 @@
 #include <set>
 
 #include "aws/encoding.h"
-#include "aws/http_transport.h"
 #include "aws/json_fields.h"
 #include "aws/sts.h"
 #include "core/json_limits.h"
+#include "net/http_transport.h"
 
 namespace cruncher::aws {
 namespace {
@@ -201,7 +201,7 @@ Result<std::shared_ptr<CredentialsProvider>> ProfileProvider(
 }
 
 std::shared_ptr<CredentialsProvider> ContainerProvider(
-    const EnvVars& env, std::shared_ptr<HttpTransport> transport) {
+    const EnvVars& env, std::shared_ptr<net::HttpTransport> transport) {
   std::string uri;
   if (auto full = GetEnv(env, "AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
     uri = *full;
@@ -217,7 +217,7 @@ std::shared_ptr<CredentialsProvider> ContainerProvider(
   std::string description = "container credentials endpoint " + uri;
   auto fetch = [transport, uri, token_file, token,
                 description](Millis) -> Result<AwsCredentials> {
-    HttpRequest request;
+    net::HttpRequest request;
     request.method = "GET";
     request.url = uri;
     request.timeout_ms = 5000;
@@ -229,7 +229,7 @@ std::shared_ptr<CredentialsProvider> ContainerProvider(
     } else if (token) {
       request.headers.emplace_back("Authorization", *token);
     }
-    HttpOutcome outcome = transport->Send(request);
+    net::HttpOutcome outcome = transport->Send(request);
     if (!outcome.status.ok()) return outcome.status.WithContext(description);
     if (outcome.response.status != 200) {
       return Status(
@@ -244,7 +244,7 @@ std::shared_ptr<CredentialsProvider> ContainerProvider(
 }
 
 std::shared_ptr<CredentialsProvider> ImdsProvider(
-    const EnvVars& env, std::shared_ptr<HttpTransport> transport,
+    const EnvVars& env, std::shared_ptr<net::HttpTransport> transport,
     long timeout_ms, std::string tried) {
   std::string base = GetEnv(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT")
                          .value_or("http://169.254.169.254");
@@ -256,10 +256,10 @@ std::shared_ptr<CredentialsProvider> ImdsProvider(
       return NotFound("no AWS credentials found; tried " + tried + ", and " +
                       description + ": " + why);
     };
-    auto exchange = [&](HttpRequest request) -> Result<std::string> {
+    auto exchange = [&](net::HttpRequest request) -> Result<std::string> {
       request.timeout_ms = timeout_ms;
       request.connect_timeout_ms = timeout_ms;
-      HttpOutcome outcome = transport->Send(request);
+      net::HttpOutcome outcome = transport->Send(request);
       if (!outcome.status.ok()) return outcome.status;
       if (outcome.response.status != 200) {
         return Unavailable(request.method + " " + request.url + ": HTTP " +
@@ -267,13 +267,13 @@ std::shared_ptr<CredentialsProvider> ImdsProvider(
       }
       return outcome.response.body;
     };
-    HttpRequest put;
+    net::HttpRequest put;
     put.method = "PUT";
     put.url = base + "/latest/api/token";
     put.headers = {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}};
     Result<std::string> token = exchange(put);
     if (!token.ok()) return fail(token.status().message());
-    HttpRequest get;
+    net::HttpRequest get;
     get.method = "GET";
     get.url = base + "/latest/meta-data/iam/security-credentials/";
     get.headers = {{"X-aws-ec2-metadata-token", *token}};

@@ -37,9 +37,11 @@
 #include "core/clock.h"
 #include "core/status.h"
 
-namespace cruncher::aws {
-
+namespace cruncher::net {
 class HttpTransport;
+}  // namespace cruncher::net
+
+namespace cruncher::aws {
 
 struct AwsCredentials {
   std::string access_key_id;
@@ -101,7 +103,7 @@ struct CredentialChainOptions {
   EnvVars env;
   std::string profile;  // "" -> AWS_PROFILE -> "default"
   std::string region;   // for STS; "" -> resolved like any client
-  std::shared_ptr<HttpTransport> transport;  // required
+  std::shared_ptr<net::HttpTransport> transport;  // required
   long imds_timeout_ms = 1000;
 };
 

@@ -107,7 +107,7 @@ std::string CanonicalQuery(std::string_view query) {
   return out;
 }
 
-void RemoveHeader(HttpRequest& request, std::string_view lower_name) {
+void RemoveHeader(net::HttpRequest& request, std::string_view lower_name) {
   auto& h = request.headers;
   h.erase(std::remove_if(
               h.begin(), h.end(),
@@ -165,9 +165,9 @@ SigV4Parts ComputeSigV4Signature(const SigV4Input& input,
   return parts;
 }
 
-Result<SigV4Parts> SignV4(HttpRequest& request, const AwsCredentials& creds,
-                          std::string_view service, std::string_view region,
-                          Millis now) {
+Result<SigV4Parts> SignV4(net::HttpRequest& request,
+                          const AwsCredentials& creds, std::string_view service,
+                          std::string_view region, Millis now) {
   if (creds.access_key_id.empty() || creds.secret_access_key.empty()) {
     return InvalidArgument("cannot sign request to " + request.url +
                            ": credentials are empty");

@@ -27,9 +27,9 @@
 #include <vector>
 
 #include "aws/credentials.h"
-#include "aws/http_transport.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "net/http_transport.h"
 
 namespace cruncher::aws {
 
@@ -80,9 +80,9 @@ SigV4Parts ComputeSigV4Signature(const SigV4Input& input,
 // adds X-Amz-Date, X-Amz-Security-Token (when the credentials carry a session
 // token) and Authorization. Fails with InvalidArgument when the URL cannot be
 // parsed or the credentials are empty (the message never includes them).
-Result<SigV4Parts> SignV4(HttpRequest& request, const AwsCredentials& creds,
-                          std::string_view service, std::string_view region,
-                          Millis now);
+Result<SigV4Parts> SignV4(net::HttpRequest& request,
+                          const AwsCredentials& creds, std::string_view service,
+                          std::string_view region, Millis now);
 
 }  // namespace cruncher::aws
 

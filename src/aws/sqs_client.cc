@@ -143,7 +143,7 @@ std::string RegionFromSqsHost(std::string_view host) {
 }
 
 SqsClient::SqsClient(SqsClientConfig config,
-                     std::shared_ptr<HttpTransport> transport,
+                     std::shared_ptr<net::HttpTransport> transport,
                      std::shared_ptr<CredentialsProvider> credentials,
                      const Clock& clock)
     : config_(WithDefaults(std::move(config))),
@@ -176,7 +176,7 @@ Result<json> SqsClient::Call(const std::string& operation, const json& input,
       return creds.status().WithContext(context + ": credentials from " +
                                         credentials_->Describe());
     }
-    HttpRequest request;
+    net::HttpRequest request;
     request.method = "POST";
     request.url = url;
     request.headers = {{"Content-Type", "application/x-amz-json-1.0"},
@@ -189,7 +189,7 @@ Result<json> SqsClient::Call(const std::string& operation, const json& input,
         SignV4(request, *creds, "sqs", config_.region, now);
     if (!signed_parts.ok()) return signed_parts.status().WithContext(context);
 
-    HttpOutcome outcome = transport_->Send(request);
+    net::HttpOutcome outcome = transport_->Send(request);
     if (outcome.stopped) return outcome.status.WithContext(context);
     ErrorClass error_class;
     if (!outcome.status.ok()) {
@@ -207,7 +207,7 @@ Result<json> SqsClient::Call(const std::string& operation, const json& input,
       }
       return out;
     } else {
-      const HttpResponse& r = outcome.response;
+      const net::HttpResponse& r = outcome.response;
       Result<json> err = ParseJson(r.body);
       std::string code, message;
       if (err.ok() && err->is_object()) {
@@ -692,8 +692,8 @@ Result<std::shared_ptr<SqsClient>> OpenSqsClient(const SqsOptions& options) {
   CRUNCHER_RETURN_IF_ERROR(
       ParseUrl(*endpoint).status().WithContext("SQS endpoint"));
 
-  std::shared_ptr<HttpTransport> transport = options.transport;
-  if (!transport) transport = std::make_shared<CurlHttpTransport>();
+  std::shared_ptr<net::HttpTransport> transport = options.transport;
+  if (!transport) transport = std::make_shared<net::CurlHttpTransport>();
   std::shared_ptr<CredentialsProvider> credentials = options.credentials;
   if (!credentials) {
     CredentialChainOptions chain;

@@ -34,11 +34,11 @@
 
 #include "aws/aws_config.h"
 #include "aws/credentials.h"
-#include "aws/http_transport.h"
 #include "aws/retry.h"
 #include "core/clock.h"
 #include "core/message_queue.h"
 #include "core/status.h"
+#include "net/http_transport.h"
 
 namespace cruncher::aws {
 
@@ -99,7 +99,8 @@ struct MessageMoveTask {
 
 class SqsClient final {
  public:
-  SqsClient(SqsClientConfig config, std::shared_ptr<HttpTransport> transport,
+  SqsClient(SqsClientConfig config,
+            std::shared_ptr<net::HttpTransport> transport,
             std::shared_ptr<CredentialsProvider> credentials,
             const Clock& clock = SystemClock::Get());
 
@@ -211,7 +212,7 @@ class SqsClient final {
           on_success);
 
   const SqsClientConfig config_;
-  const std::shared_ptr<HttpTransport> transport_;
+  const std::shared_ptr<net::HttpTransport> transport_;
   const std::shared_ptr<CredentialsProvider> credentials_;
   const Clock& clock_;
   RetryTokenBucket bucket_;
@@ -258,7 +259,7 @@ struct SqsOptions {
   RetryPolicy retry;
   long request_timeout_ms = 20000;
   // Overrides for tests and tools; null: libcurl / the default chain.
-  std::shared_ptr<HttpTransport> transport;
+  std::shared_ptr<net::HttpTransport> transport;
   std::shared_ptr<CredentialsProvider> credentials;
 };
 

@@ -132,7 +132,7 @@ Result<AwsCredentials> StsClient::Call(const std::string& action,
       std::this_thread::sleep_for(std::chrono::milliseconds(
           BackoffDelay(policy, attempt - 1, jitter(rng))));
     }
-    HttpRequest request;
+    net::HttpRequest request;
     request.method = "POST";
     request.url = endpoint_;
     if (request.url.find('/', request.url.find("://") + 3) ==
@@ -147,12 +147,12 @@ Result<AwsCredentials> StsClient::Call(const std::string& action,
       auto signed_parts = SignV4(request, *signer, "sts", region_, now);
       if (!signed_parts.ok()) return signed_parts.status().WithContext(what);
     }
-    HttpOutcome outcome = transport_->Send(request);
+    net::HttpOutcome outcome = transport_->Send(request);
     if (!outcome.status.ok()) {
       last = outcome.status.WithContext(what);
       continue;
     }
-    const HttpResponse& r = outcome.response;
+    const net::HttpResponse& r = outcome.response;
     if (r.status == 200) {
       auto creds = ParseCredentials(r.body, "sts " + action);
       if (!creds.ok()) return creds.status();

@@ -13,16 +13,16 @@
 #include <string>
 
 #include "aws/credentials.h"
-#include "aws/http_transport.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "net/http_transport.h"
 
 namespace cruncher::aws {
 
 class StsClient final {
  public:
   StsClient(std::string endpoint, std::string region,
-            std::shared_ptr<HttpTransport> transport)
+            std::shared_ptr<net::HttpTransport> transport)
       : endpoint_(std::move(endpoint)),
         region_(std::move(region)),
         transport_(std::move(transport)) {}
@@ -46,7 +46,7 @@ class StsClient final {
 
   const std::string endpoint_;
   const std::string region_;
-  const std::shared_ptr<HttpTransport> transport_;
+  const std::shared_ptr<net::HttpTransport> transport_;
 };
 
 // Extracts the text of the first <tag>...</tag> in `xml`, entity-decoded.

@@ -18,8 +18,8 @@ using testing::TestHttpReply;
 using testing::TestHttpRequest;
 using testing::TestHttpServer;
 
-std::shared_ptr<HttpTransport> NoNetwork() {
-  return std::make_shared<FakeTransport>([](const HttpRequest& r, int) {
+std::shared_ptr<net::HttpTransport> NoNetwork() {
+  return std::make_shared<FakeTransport>([](const net::HttpRequest& r, int) {
     ADD_FAILURE() << "unexpected request to " << r.url;
     return FakeTransport::ConnectionFailure();
   });
@@ -35,7 +35,7 @@ EnvVars IsolatedEnv(const TempDir& dir) {
 }
 
 Result<AwsCredentials> Resolve(const EnvVars& env,
-                               std::shared_ptr<HttpTransport> transport,
+                               std::shared_ptr<net::HttpTransport> transport,
                                const std::string& profile = "") {
   CredentialChainOptions options;
   options.env = env;
@@ -208,7 +208,7 @@ TEST(CredentialsTest, ContainerCredentialsWithTokenFile) {
   EnvVars env = IsolatedEnv(dir);
   env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = server.url() + "/v1/credentials";
   env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] = token_file;
-  auto creds = Resolve(env, std::make_shared<CurlHttpTransport>());
+  auto creds = Resolve(env, std::make_shared<net::CurlHttpTransport>());
   ASSERT_TRUE(creds.ok()) << creds.status().ToString();
   EXPECT_EQ(creds->access_key_id, "AKIAPOD");
   EXPECT_EQ(creds->session_token, "podtoken");
@@ -251,7 +251,7 @@ TEST(CredentialsTest, ImdsV2TokenThenRoleThenCredentials) {
   EnvVars env = IsolatedEnv(dir);
   env.erase("AWS_EC2_METADATA_DISABLED");
   env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = server.url() + "/";
-  auto creds = Resolve(env, std::make_shared<CurlHttpTransport>());
+  auto creds = Resolve(env, std::make_shared<net::CurlHttpTransport>());
   ASSERT_TRUE(creds.ok()) << creds.status().ToString();
   EXPECT_EQ(creds->access_key_id, "AKIAIMDS");
   EXPECT_EQ(creds->session_token, "imdstoken");
@@ -276,7 +276,7 @@ TEST(CredentialsTest, ImdsDisabledOrUnreachableFailsFastWithWhatWasTried) {
   env.erase("AWS_EC2_METADATA_DISABLED");
   env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = silent.url();
   auto start = std::chrono::steady_clock::now();
-  auto creds = Resolve(env, std::make_shared<CurlHttpTransport>());
+  auto creds = Resolve(env, std::make_shared<net::CurlHttpTransport>());
   auto took = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(creds.ok());
   EXPECT_EQ(creds.status().code(), StatusCode::kNotFound);

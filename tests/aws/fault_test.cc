@@ -34,7 +34,7 @@ std::unique_ptr<SqsClient> ClientFor(const TestHttpServer& server,
   creds.access_key_id = "AKIAFAULT";
   creds.secret_access_key = "faultsecret";
   return std::make_unique<SqsClient>(
-      config, std::make_shared<CurlHttpTransport>(),
+      config, std::make_shared<net::CurlHttpTransport>(),
       std::make_shared<StaticCredentialsProvider>(creds));
 }
 

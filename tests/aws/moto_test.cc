@@ -313,13 +313,13 @@ TEST(SqsEmulatorTest, ErrorsCarryTheSqsCode) {
 class RecordingStsProxy {
  public:
   explicit RecordingStsProxy(const std::string& upstream)
-      : transport_(std::make_shared<CurlHttpTransport>()),
+      : transport_(std::make_shared<net::CurlHttpTransport>()),
         server_([this, upstream](const TestHttpRequest& r) {
           {
             std::lock_guard<std::mutex> lock(mu_);
             requests_.push_back(r);
           }
-          HttpRequest forward;
+          net::HttpRequest forward;
           forward.method = r.method;
           forward.url = upstream + r.target;
           for (const auto& [k, v] : r.headers) {
@@ -327,7 +327,7 @@ class RecordingStsProxy {
               forward.headers.emplace_back(k, v);
           }
           forward.body = r.body;
-          HttpOutcome out = transport_->Send(forward);
+          net::HttpOutcome out = transport_->Send(forward);
           TestHttpReply reply;
           if (!out.status.ok()) {
             reply.status = 502;
@@ -347,7 +347,7 @@ class RecordingStsProxy {
   }
 
  private:
-  std::shared_ptr<CurlHttpTransport> transport_;
+  std::shared_ptr<net::CurlHttpTransport> transport_;
   std::mutex mu_;
   std::vector<TestHttpRequest> requests_;
   TestHttpServer server_;
@@ -383,7 +383,7 @@ TEST(CredentialChainEmulatorTest, WebIdentityRereadsTheTokenFileOnRefresh) {
                  {"AWS_ENDPOINT_URL_STS", sts.url()},
                  {"AWS_EC2_METADATA_DISABLED", "true"}};
   options.region = "us-east-1";
-  options.transport = std::make_shared<CurlHttpTransport>();
+  options.transport = std::make_shared<net::CurlHttpTransport>();
   auto provider = DefaultCredentialsChain(options);
   ASSERT_TRUE(provider.ok()) << provider.status().ToString();
 
@@ -456,7 +456,7 @@ TEST(CredentialChainEmulatorTest,
     CredentialChainOptions options;
     options.env = env;
     options.profile = profile;
-    options.transport = std::make_shared<CurlHttpTransport>();
+    options.transport = std::make_shared<net::CurlHttpTransport>();
     auto provider = DefaultCredentialsChain(options);
     EXPECT_TRUE(provider.ok()) << provider.status().ToString();
     return *provider;

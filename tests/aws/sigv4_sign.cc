@@ -26,7 +26,7 @@ int main() {
       std::cerr << "sigv4_sign: input line is not JSON\n";
       return 1;
     }
-    cruncher::aws::HttpRequest request;
+    cruncher::net::HttpRequest request;
     request.method = in.value("method", "POST");
     request.url = in.value("url", "");
     request.body = in.value("body", "");

@@ -20,7 +20,7 @@ constexpr Millis k20150830T123600Z = 1440938160000;
 
 // The "get-vanilla" case of the AWS SigV4 test suite.
 TEST(SigV4Test, MatchesAwsTestSuiteGetVanilla) {
-  HttpRequest request;
+  net::HttpRequest request;
   request.method = "GET";
   request.url = "https://example.amazonaws.com/";
   auto parts = SignV4(request, ExampleCredentials(), "service", "us-east-1",
@@ -39,7 +39,7 @@ TEST(SigV4Test, MatchesAwsTestSuiteGetVanilla) {
 }
 
 TEST(SigV4Test, SessionTokenIsAddedAndSigned) {
-  HttpRequest request;
+  net::HttpRequest request;
   request.url = "https://sqs.eu-west-1.amazonaws.com/";
   request.body = "{}";
   AwsCredentials creds = ExampleCredentials();
@@ -55,7 +55,7 @@ TEST(SigV4Test, SessionTokenIsAddedAndSigned) {
 }
 
 TEST(SigV4Test, ResigningReplacesPreviousSignatureHeaders) {
-  HttpRequest request;
+  net::HttpRequest request;
   request.url = "http://127.0.0.1:9324/";
   AwsCredentials creds = ExampleCredentials();
   creds.session_token = "t";
@@ -78,7 +78,7 @@ TEST(SigV4Test, ResigningReplacesPreviousSignatureHeaders) {
 }
 
 TEST(SigV4Test, EmptyCredentialsFailWithoutLeakingAnything) {
-  HttpRequest request;
+  net::HttpRequest request;
   request.url = "https://sqs.us-east-1.amazonaws.com/";
   AwsCredentials creds;
   creds.access_key_id = "AKIAONLY";

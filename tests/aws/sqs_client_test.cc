@@ -42,15 +42,15 @@ struct Harness {
   std::unique_ptr<SqsClient> client;
 };
 
-HttpOutcome SqsError(long status, const std::string& type,
-                     const std::string& message,
-                     std::map<std::string, std::string> headers = {}) {
+net::HttpOutcome SqsError(long status, const std::string& type,
+                          const std::string& message,
+                          std::map<std::string, std::string> headers = {}) {
   json body = {{"__type", "com.amazonaws.sqs#" + type}, {"message", message}};
   return FakeTransport::Reply(status, body.dump(), std::move(headers));
 }
 
 TEST(SqsClientTest, ReceiveSendsJsonProtocolRequestAndParsesMessages) {
-  Harness h([](const HttpRequest&, int) {
+  Harness h([](const net::HttpRequest&, int) {
     json reply = {
         {"Messages",
          {{{"MessageId", "m1"},
@@ -80,7 +80,7 @@ TEST(SqsClientTest, ReceiveSendsJsonProtocolRequestAndParsesMessages) {
 
   auto requests = h.transport->requests();
   ASSERT_EQ(requests.size(), 1u);
-  const HttpRequest& r = requests[0];
+  const net::HttpRequest& r = requests[0];
   EXPECT_EQ(r.method, "POST");
   EXPECT_EQ(r.url, "https://sqs.us-east-1.amazonaws.com/");
   EXPECT_EQ(HeaderOf(r, "X-Amz-Target"), "AmazonSQS.ReceiveMessage");
@@ -106,7 +106,7 @@ TEST(SqsClientTest, ResponsesNestedTooDeeplyOrNotObjectsAreErrors) {
   const std::string deep = R"({"Messages":)" + std::string(100000, '[') +
                            std::string(100000, ']') + "}";
   for (const std::string& body : {deep, std::string("[1, 2]")}) {
-    Harness h([&](const HttpRequest&, int) {
+    Harness h([&](const net::HttpRequest&, int) {
       return FakeTransport::Reply(200, body);
     });
     auto messages = h.client->ReceiveMessage(kQueue, 10, 0, std::nullopt);
@@ -119,7 +119,7 @@ TEST(SqsClientTest, ResponsesNestedTooDeeplyOrNotObjectsAreErrors) {
         << messages.status().message();
   }
   // An error response that deep still yields the HTTP status.
-  Harness h([&](const HttpRequest&, int) {
+  Harness h([&](const net::HttpRequest&, int) {
     return FakeTransport::Reply(400, std::string(100000, '{'));
   });
   auto sent = h.client->SendMessage(kQueue, OutgoingMessage{"x", {}, 0});
@@ -129,8 +129,9 @@ TEST(SqsClientTest, ResponsesNestedTooDeeplyOrNotObjectsAreErrors) {
 }
 
 TEST(SqsClientTest, ReceiveValidatesArguments) {
-  Harness h(
-      [](const HttpRequest&, int) { return FakeTransport::Reply(200, "{}"); });
+  Harness h([](const net::HttpRequest&, int) {
+    return FakeTransport::Reply(200, "{}");
+  });
   EXPECT_EQ(h.client->ReceiveMessage(kQueue, 11, 0, {}).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(h.client->ReceiveMessage(kQueue, 1, 21, {}).status().code(),
@@ -139,7 +140,7 @@ TEST(SqsClientTest, ReceiveValidatesArguments) {
 }
 
 TEST(SqsClientTest, NonRetryableErrorsSurfaceWithCodeAndQueue) {
-  Harness h([](const HttpRequest&, int) {
+  Harness h([](const net::HttpRequest&, int) {
     return SqsError(400, "QueueDoesNotExist",
                     "The specified queue does not exist.",
                     {{"x-amzn-query-error",
@@ -161,7 +162,7 @@ TEST(SqsClientTest, NonRetryableErrorsSurfaceWithCodeAndQueue) {
 }
 
 TEST(SqsClientTest, RetriesThrottlingAnd5xxThenSucceedsAndRefunds) {
-  Harness h([](const HttpRequest&, int n) {
+  Harness h([](const net::HttpRequest&, int n) {
     if (n == 0) return SqsError(400, "RequestThrottled", "slow down");
     if (n == 1) return SqsError(503, "ServiceUnavailable", "");
     return FakeTransport::Reply(200, R"({"MessageId": "id-1"})");
@@ -178,9 +179,10 @@ TEST(SqsClientTest, RetriesThrottlingAnd5xxThenSucceedsAndRefunds) {
 // Issue 8: without the test seam, retry backoffs wait on the client's clock
 // and a stop ends them (and the receive, with nothing) at once.
 TEST(SqsClientTest, ReceiveRetryBackoffEndsOnStop) {
-  auto transport = std::make_shared<FakeTransport>([](const HttpRequest&, int) {
-    return SqsError(503, "ServiceUnavailable", "");
-  });
+  auto transport =
+      std::make_shared<FakeTransport>([](const net::HttpRequest&, int) {
+        return SqsError(503, "ServiceUnavailable", "");
+      });
   cruncher::testing::FakeClock clock;
   clock.set_auto_advance(false);
   SqsClientConfig config;
@@ -212,7 +214,7 @@ TEST(SqsClientTest, ReceiveRetryBackoffEndsOnStop) {
 }
 
 TEST(SqsClientTest, GivesUpAfterMaxAttemptsWithTheLastError) {
-  Harness h([](const HttpRequest&, int) {
+  Harness h([](const net::HttpRequest&, int) {
     return SqsError(400, "ThrottlingException", "Rate exceeded");
   });
   auto r = h.client->SendMessage(kQueue, {"{}", {}, 0});
@@ -229,7 +231,7 @@ TEST(SqsClientTest, RetryBudgetRunsOut) {
   RetryPolicy retry;
   retry.max_attempts = 1000;
   Harness h(
-      [](const HttpRequest&, int) {
+      [](const net::HttpRequest&, int) {
         return FakeTransport::ConnectionFailure(/*timed_out=*/true);
       },
       retry);
@@ -244,7 +246,7 @@ TEST(SqsClientTest, RetryBudgetRunsOut) {
 }
 
 TEST(SqsClientTest, CorrectsClockSkewFromDateHeader) {
-  Harness h([](const HttpRequest& r, int n) {
+  Harness h([](const net::HttpRequest& r, int n) {
     if (n == 0) {
       return SqsError(400, "InvalidSignatureException",
                       "Signature expired: 20150830T123600Z is now earlier "
@@ -261,7 +263,7 @@ TEST(SqsClientTest, CorrectsClockSkewFromDateHeader) {
 }
 
 TEST(SqsClientTest, BatchRetriesOnlyServerFaultEntries) {
-  Harness h([](const HttpRequest& r, int n) {
+  Harness h([](const net::HttpRequest& r, int n) {
     json body = json::parse(r.body);
     if (n == 0) {
       EXPECT_EQ(body["Entries"].size(), 3u);
@@ -297,7 +299,7 @@ TEST(SqsClientTest, BatchRetriesOnlyServerFaultEntries) {
 }
 
 TEST(SqsClientTest, BatchEntriesMissingFromResponseAreFailures) {
-  Harness h([](const HttpRequest&, int) {
+  Harness h([](const net::HttpRequest&, int) {
     return FakeTransport::Reply(200, R"({"Successful": [{"Id": "0"}]})");
   });
   auto results = h.client->ChangeMessageVisibilityBatch(kQueue, {"a", "b"}, 30);
@@ -311,7 +313,7 @@ TEST(SqsClientTest, BatchEntriesMissingFromResponseAreFailures) {
 TEST(SqsClientTest, SendBatchChunksByCountAndBytes) {
   std::vector<std::size_t> chunk_sizes;
   std::mutex mu;
-  Harness h([&](const HttpRequest& r, int) {
+  Harness h([&](const net::HttpRequest& r, int) {
     json body = json::parse(r.body);
     json ok = {{"Successful", json::array()}};
     std::size_t bytes = 0;
@@ -346,7 +348,7 @@ TEST(SqsClientTest, SendBatchChunksByCountAndBytes) {
 }
 
 TEST(SqsClientTest, SendMessageAttributes) {
-  Harness h([](const HttpRequest&, int) {
+  Harness h([](const net::HttpRequest&, int) {
     return FakeTransport::Reply(200, R"({"MessageId": "x"})");
   });
   OutgoingMessage m{"body", {}, 5};
@@ -361,7 +363,7 @@ TEST(SqsClientTest, SendMessageAttributes) {
 }
 
 TEST(SqsClientTest, RedrivePolicyAndDeadLetterQueueUrl) {
-  Harness h([](const HttpRequest& r, int) {
+  Harness h([](const net::HttpRequest& r, int) {
     json body = json::parse(r.body);
     std::string target = HeaderOf(r, "X-Amz-Target");
     if (target == "AmazonSQS.GetQueueAttributes") {
@@ -391,7 +393,7 @@ TEST(SqsClientTest, RedrivePolicyAndDeadLetterQueueUrl) {
 }
 
 TEST(SqsClientTest, StartMessageMoveTaskRequest) {
-  Harness h([](const HttpRequest& r, int) {
+  Harness h([](const net::HttpRequest& r, int) {
     EXPECT_EQ(HeaderOf(r, "X-Amz-Target"), "AmazonSQS.StartMessageMoveTask");
     json body = json::parse(r.body);
     EXPECT_EQ(body["SourceArn"], "arn:aws:sqs:us-east-1:1:dlq");
@@ -406,8 +408,10 @@ TEST(SqsClientTest, StartMessageMoveTaskRequest) {
 }
 
 TEST(OpenSqsTest, RegionAndEndpointFromQueueUrlAndOverrides) {
-  auto transport = std::make_shared<FakeTransport>(
-      [](const HttpRequest&, int) { return FakeTransport::Reply(200, "{}"); });
+  auto transport =
+      std::make_shared<FakeTransport>([](const net::HttpRequest&, int) {
+        return FakeTransport::Reply(200, "{}");
+      });
   AwsCredentials creds;
   creds.access_key_id = "A";
   creds.secret_access_key = "S";

@@ -1,5 +1,5 @@
 // Helpers shared by the AWS tests: temporary directories and files, and a
-// scriptable fake HttpTransport.
+// scriptable fake net::HttpTransport.
 #ifndef CRUNCHER_TESTS_AWS_TEST_UTIL_H_
 #define CRUNCHER_TESTS_AWS_TEST_UTIL_H_
 
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "aws/http_transport.h"
+#include "net/http_transport.h"
 
 namespace cruncher::aws::testing {
 
@@ -45,12 +45,13 @@ class TempDir {
 
 // Answers each request with `script(request, n)` (n counts from 0) and
 // records the requests.
-class FakeTransport : public HttpTransport {
+class FakeTransport : public net::HttpTransport {
  public:
-  using Script = std::function<HttpOutcome(const HttpRequest&, int n)>;
+  using Script =
+      std::function<net::HttpOutcome(const net::HttpRequest&, int n)>;
   explicit FakeTransport(Script script) : script_(std::move(script)) {}
 
-  HttpOutcome Send(const HttpRequest& request) override {
+  net::HttpOutcome Send(const net::HttpRequest& request) override {
     int n;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -60,21 +61,22 @@ class FakeTransport : public HttpTransport {
     return script_(request, n);
   }
 
-  std::vector<HttpRequest> requests() {
+  std::vector<net::HttpRequest> requests() {
     std::lock_guard<std::mutex> lock(mu_);
     return requests_;
   }
 
-  static HttpOutcome Reply(long status, std::string body,
-                           std::map<std::string, std::string> headers = {}) {
-    HttpOutcome out;
+  static net::HttpOutcome Reply(
+      long status, std::string body,
+      std::map<std::string, std::string> headers = {}) {
+    net::HttpOutcome out;
     out.response.status = status;
     out.response.body = std::move(body);
     out.response.headers = std::move(headers);
     return out;
   }
-  static HttpOutcome ConnectionFailure(bool timed_out = false) {
-    HttpOutcome out;
+  static net::HttpOutcome ConnectionFailure(bool timed_out = false) {
+    net::HttpOutcome out;
     out.status = Unavailable("POST http://fake/: Connection reset by peer");
     out.timed_out = timed_out;
     return out;
@@ -83,10 +85,11 @@ class FakeTransport : public HttpTransport {
  private:
   Script script_;
   std::mutex mu_;
-  std::vector<HttpRequest> requests_;
+  std::vector<net::HttpRequest> requests_;
 };
 
-inline std::string HeaderOf(const HttpRequest& r, const std::string& name) {
+inline std::string HeaderOf(const net::HttpRequest& r,
+                            const std::string& name) {
   for (const auto& [k, v] : r.headers) {
     if (k == name) return v;
   }
