@@ -1,0 +1,373 @@
+#include "kube/rest_client.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <utility>
+
+#include "core/json_limits.h"
+
+namespace cruncher::kube {
+namespace {
+
+// A watch event or a list page larger than this is refused rather than
+// buffered: a Job object is a few KiB, the API server's own limit on an
+// object is 1.5 MiB.
+constexpr std::size_t kMaxStreamLineBytes = 16 << 20;
+
+std::string HttpReasonPhrase(long status) {
+  switch (status) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 500:
+      return "InternalError";
+    case 503:
+      return "ServiceUnavailable";
+    case 504:
+      return "Timeout";
+    default:
+      return "HTTP" + std::to_string(status);
+  }
+}
+
+std::string StringField(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The Status object of an error response, or what can be said without one.
+ApiError ParseApiError(long http_status, const std::string& body,
+                       std::string& message) {
+  ApiError error{http_status, ""};
+  Result<nlohmann::json> status = ParseJson(body);
+  if (status.ok() && status->is_object()) {
+    error.reason = StringField(*status, "reason");
+    message = StringField(*status, "message");
+  }
+  if (error.reason.empty()) error.reason = HttpReasonPhrase(http_status);
+  if (message.empty()) {
+    // Not a Status (a proxy, a load balancer): a bounded excerpt.
+    message = body.substr(0, 200);
+    std::replace_if(
+        message.begin(), message.end(),
+        [](unsigned char c) { return c < 0x20; }, ' ');
+  }
+  return error;
+}
+
+bool IsIdempotent(const std::string& method) { return method != "POST"; }
+
+// Retry-After in seconds (the API server never sends an HTTP date); 0 when
+// absent or malformed.
+Millis RetryAfterMillis(const std::string& value) {
+  long long seconds = 0;
+  auto [ptr, ec] =
+      std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec != std::errc() || ptr != value.data() + value.size() || seconds < 0) {
+    return 0;
+  }
+  return std::min<long long>(seconds, 3600) * 1000;
+}
+
+std::string PercentEncode(std::string_view value) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+void SetPem(const PemSource& source, std::string& file, std::string& pem) {
+  file = source.file;
+  pem = source.data;
+}
+
+}  // namespace
+
+StatusCode StatusCodeForHttp(long http_status, std::string_view reason) {
+  switch (http_status) {
+    case 400:
+    case 422:
+      return StatusCode::kInvalidArgument;
+    case 404:
+    case 410:
+      return StatusCode::kNotFound;
+    case 409:
+      return reason == "AlreadyExists" ? StatusCode::kAlreadyExists
+                                       : StatusCode::kFailedPrecondition;
+    case 429:
+      return StatusCode::kThrottled;
+    default:
+      break;
+  }
+  if (http_status >= 500) return StatusCode::kUnavailable;
+  return StatusCode::kFailedPrecondition;  // 401, 403, other 4xx
+}
+
+std::string WithQuery(
+    std::string path,
+    const std::vector<std::pair<std::string, std::string>>& params) {
+  char sep = path.find('?') == std::string::npos ? '?' : '&';
+  for (const auto& [name, value] : params) {
+    path += sep;
+    path += name;
+    path += '=';
+    path += PercentEncode(value);
+    sep = '&';
+  }
+  return path;
+}
+
+Result<std::unique_ptr<RestClient>> RestClient::Create(
+    const ClusterConfig& config,
+    std::shared_ptr<CredentialProvider> credentials,
+    std::shared_ptr<net::HttpTransport> transport, const Clock& clock,
+    RestOptions options) {
+  if (config.server.empty()) {
+    return InvalidArgument(config.source + ": no server");
+  }
+  if (options.qps <= 0 || options.burst < 1) {
+    return InvalidArgument("the Kubernetes client's qps and burst must be > 0");
+  }
+  auto tls = std::make_shared<net::TlsOptions>();
+  SetPem(config.certificate_authority, tls->ca_file, tls->ca_pem);
+  SetPem(config.client_certificate, tls->client_cert_file,
+         tls->client_cert_pem);
+  SetPem(config.client_key, tls->client_key_file, tls->client_key_pem);
+  tls->server_name = config.tls_server_name;
+  tls->insecure_skip_verify = config.insecure_skip_tls_verify;
+  return std::unique_ptr<RestClient>(
+      new RestClient(config, std::move(credentials), std::move(transport),
+                     clock, std::move(options), std::move(tls)));
+}
+
+RestClient::RestClient(const ClusterConfig& config,
+                       std::shared_ptr<CredentialProvider> credentials,
+                       std::shared_ptr<net::HttpTransport> transport,
+                       const Clock& clock, RestOptions options,
+                       std::shared_ptr<const net::TlsOptions> tls)
+    : server_(config.server),
+      namespace_(config.namespace_name.empty() ? "default"
+                                               : config.namespace_name),
+      source_(config.source),
+      credentials_(std::move(credentials)),
+      transport_(std::move(transport)),
+      clock_(clock),
+      options_(std::move(options)),
+      tls_(std::move(tls)),
+      bucket_(options_.qps, options_.burst, clock.NowMillis()) {}
+
+bool RestClient::WaitForToken(const std::stop_token& stop) {
+  while (true) {
+    Millis next;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const Millis now = clock_.NowMillis();
+      if (bucket_.TryTake(now)) return true;
+      next = bucket_.NextAvailable(now);
+    }
+    if (!clock_.SleepUntil(next, stop)) return false;
+  }
+}
+
+std::shared_ptr<const net::TlsOptions> RestClient::TlsFor(
+    const Credentials& creds) {
+  if (creds.client_certificate_pem.empty()) return tls_;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (exec_tls_ == nullptr || exec_cert_pem_ != creds.client_certificate_pem) {
+    auto tls = std::make_shared<net::TlsOptions>(*tls_);
+    tls->client_cert_file.clear();
+    tls->client_key_file.clear();
+    tls->client_cert_pem = creds.client_certificate_pem;
+    tls->client_key_pem = creds.client_key_pem;
+    exec_cert_pem_ = creds.client_certificate_pem;
+    exec_tls_ = std::move(tls);
+  }
+  return exec_tls_;
+}
+
+net::HttpOutcome RestClient::SendOnce(const ApiRequest& request,
+                                      long timeout_ms,
+                                      const std::stop_token& stop,
+                                      const net::BodyChunkHandler& on_body,
+                                      Status& setup_error) {
+  net::HttpOutcome out;
+  if (!WaitForToken(stop)) {
+    out.stopped = true;
+    out.status = Unavailable(request.method + " " + request.path + ": stopped");
+    return out;
+  }
+  Result<Credentials> creds = credentials_->Get();
+  if (!creds.ok()) {
+    setup_error = creds.status();
+    return out;
+  }
+  net::HttpRequest http;
+  http.method = request.method;
+  http.url = server_ + request.path;
+  http.body = request.body;
+  http.headers = {{"Accept", "application/json"},
+                  {"User-Agent", options_.user_agent}};
+  if (!request.body.empty()) {
+    http.headers.emplace_back("Content-Type", "application/json");
+  }
+  if (!creds->token.empty()) {
+    http.headers.emplace_back("Authorization", "Bearer " + creds->token);
+  }
+  http.timeout_ms = timeout_ms;
+  http.connect_timeout_ms = options_.connect_timeout_ms;
+  http.stop = stop;
+  http.tls = TlsFor(*creds);
+  http.on_body = on_body;
+  return transport_->Send(http);
+}
+
+net::HttpOutcome RestClient::SendWithRetries(
+    const ApiRequest& request, long timeout_ms, const std::stop_token& stop,
+    const net::BodyChunkHandler& on_body, Status& failure) {
+  bool reauthenticated = false;
+  int retries = 0;
+  while (true) {
+    Status setup_error;
+    net::HttpOutcome out =
+        SendOnce(request, timeout_ms, stop, on_body, setup_error);
+    if (!setup_error.ok()) {
+      failure = setup_error.WithContext(request.method + " " + request.path);
+      return out;
+    }
+    Millis delay = -1;  // < 0: do not retry
+    if (!out.status.ok()) {
+      // A transport failure. For a stream that had begun (a watch cut
+      // mid-body) or a POST, the caller decides what comes next.
+      const bool begun = out.response.status != 0;
+      if (!out.stopped && !begun && IsIdempotent(request.method)) {
+        delay = options_.retry_backoff.Delay(retries + 1);
+      }
+    } else if (out.response.status == 401 && !reauthenticated) {
+      credentials_->Invalidate();
+      reauthenticated = true;
+      continue;
+    } else if (out.response.status == 429) {
+      delay = RetryAfterMillis(out.response.Header("retry-after"));
+      if (delay == 0) delay = options_.retry_backoff.Delay(retries + 1);
+      delay = std::min(delay, options_.max_retry_after);
+    } else if (out.response.status >= 500 && IsIdempotent(request.method)) {
+      delay = options_.retry_backoff.Delay(retries + 1);
+    }
+    if (delay < 0 || retries >= options_.max_retries || stop.stop_requested()) {
+      failure = out.status;
+      return out;
+    }
+    ++retries;
+    if (!clock_.SleepFor(delay, stop)) {
+      failure = out.status;
+      return out;
+    }
+  }
+}
+
+Result<nlohmann::json> RestClient::Do(const ApiRequest& request,
+                                      const std::stop_token& stop,
+                                      ApiError* error) {
+  Status failure;
+  net::HttpOutcome out = SendWithRetries(request, options_.request_timeout_ms,
+                                         stop, nullptr, failure);
+  const std::string what = request.method + " " + request.path;
+  if (!failure.ok()) {
+    if (error != nullptr) *error = ApiError{0, ""};
+    return failure;  // names the request already
+  }
+  const long http = out.response.status;
+  if (http >= 200 && http < 300) {
+    if (out.response.body.empty()) return nlohmann::json::object();
+    Result<nlohmann::json> body = ParseJson(out.response.body);
+    if (!body.ok()) {
+      return Unavailable(
+          what + ": " + std::to_string(http) +
+          " with a body that is not JSON: " + body.status().message());
+    }
+    return std::move(*body);
+  }
+  std::string message;
+  ApiError api = ParseApiError(http, out.response.body, message);
+  if (error != nullptr) *error = api;
+  return Status(
+      StatusCodeForHttp(http, api.reason),
+      what + ": " + std::to_string(http) + " " + api.reason + ": " + message);
+}
+
+Status RestClient::Stream(
+    const ApiRequest& request,
+    const std::function<bool(nlohmann::json object)>& on_object,
+    const std::stop_token& stop, ApiError* error) {
+  std::string line;
+  bool too_long = false;
+  bool closed_by_handler = false;
+  auto on_body = [&](std::string_view chunk) {
+    while (!chunk.empty()) {
+      const std::size_t nl = chunk.find('\n');
+      const std::string_view piece = chunk.substr(0, nl);
+      if (line.size() + piece.size() > kMaxStreamLineBytes) {
+        too_long = true;
+        return false;
+      }
+      line.append(piece);
+      if (nl == std::string_view::npos) break;
+      chunk.remove_prefix(nl + 1);
+      if (line.empty()) continue;
+      Result<nlohmann::json> object = ParseJson(line);
+      line.clear();
+      if (!object.ok()) continue;  // not JSON: nothing to act on
+      if (!on_object(std::move(*object))) {
+        closed_by_handler = true;
+        return false;
+      }
+    }
+    return true;
+  };
+  Status failure;
+  // No whole-exchange timeout: the server ends a watch (timeoutSeconds);
+  // the stop token and TCP keep-alive end it from this side.
+  net::HttpOutcome out = SendWithRetries(request, 0, stop, on_body, failure);
+  const std::string what = request.method + " " + request.path;
+  if (error != nullptr) *error = ApiError{0, ""};
+  if (closed_by_handler) return Status::Ok();
+  if (too_long) {
+    return Unavailable(what + ": a streamed object over " +
+                       std::to_string(kMaxStreamLineBytes) + " bytes");
+  }
+  if (!failure.ok()) return failure;
+  const long http = out.response.status;
+  if (http >= 200 && http < 300) return Status::Ok();
+  std::string message;
+  ApiError api = ParseApiError(http, out.response.body, message);
+  if (error != nullptr) *error = api;
+  return Status(
+      StatusCodeForHttp(http, api.reason),
+      what + ": " + std::to_string(http) + " " + api.reason + ": " + message);
+}
+
+}  // namespace cruncher::kube
