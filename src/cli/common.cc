@@ -67,6 +67,52 @@ void AddBackendOptions(CLI::App* cmd, BackendOptions& options) {
                   "AWS region (default: as the AWS CLI)");
   cmd->add_option("--profile", options.profile,
                   "AWS profile (default: AWS_PROFILE)");
+  if (const char* b = std::getenv("CRUNCHER_BACKEND"); b && *b) {
+    options.backend = b;
+  }
+  cmd->add_option("--backend", options.backend,
+                  "Where Jobs run: local (processes on this machine, Jobs in "
+                  "the data directory) or kubernetes (env CRUNCHER_BACKEND; "
+                  "default: kubernetes with --queue-url, else local)")
+      ->check(CLI::IsMember({"local", "kubernetes"}));
+  cmd->add_option("--kubeconfig", options.kubeconfig,
+                  "Kubernetes: kubeconfig file (default: KUBECONFIG, "
+                  "~/.kube/config, else in-cluster)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--context", options.context,
+                  "Kubernetes: kubeconfig context (default: current-context)");
+  cmd->add_option("-n,--namespace", options.kube_namespace,
+                  "Kubernetes: namespace of the Jobs (default: the "
+                  "context's, else default)");
+  cmd->add_option("--kube-qps", options.kube_qps,
+                  "Kubernetes: client-side requests per second")
+      ->check(CLI::Range(0.1, 10000.0))
+      ->capture_default_str();
+  cmd->add_option("--kube-burst", options.kube_burst,
+                  "Kubernetes: client-side burst of requests")
+      ->check(CLI::Range(1, 20000))
+      ->capture_default_str();
+}
+
+app::KubeBackendOptions KubeOptions(const BackendOptions& options) {
+  app::KubeBackendOptions kube;
+  kube.kubeconfig = options.kubeconfig;
+  kube.context = options.context;
+  kube.namespace_name = options.kube_namespace;
+  kube.qps = options.kube_qps;
+  kube.burst = options.kube_burst;
+  return kube;
+}
+
+Result<std::unique_ptr<JobBackend>> OpenJobBackend(
+    const BackendOptions& options) {
+  if (options.kubernetes()) {
+    CRUNCHER_ASSIGN_OR_RETURN(auto backend,
+                              app::OpenKubeJobBackend(KubeOptions(options)));
+    return std::unique_ptr<JobBackend>(std::move(backend));
+  }
+  CRUNCHER_ASSIGN_OR_RETURN(auto store, OpenJobStore(options));
+  return std::unique_ptr<JobBackend>(std::move(store));
 }
 
 Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(

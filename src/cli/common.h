@@ -16,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "app/kube_backend.h"
 #include "core/job.h"
+#include "core/job_backend.h"
 #include "core/status.h"
 #include "local/job_store.h"
 #include "local/queue_store.h"
@@ -44,13 +46,25 @@ struct BackendOptions {
   // jobs, logs, requeue, gc, dlq) clear it: a mistyped --data-dir is then
   // "no such data directory", not a fresh empty one left behind.
   bool create = true;
+  // Where Jobs run: "local" (the process executor, Jobs in the data
+  // directory) or "kubernetes"; "" = kubernetes with --queue-url, else local.
+  std::string backend;
+  std::string kubeconfig;
+  std::string context;
+  std::string kube_namespace;
+  double kube_qps = 100;
+  int kube_burst = 200;
   std::string dlq_name() const { return dlq.empty() ? queue + "-dlq" : dlq; }
+  bool kubernetes() const {
+    return backend == "kubernetes" || (backend.empty() && !queue_url.empty());
+  }
 };
 
-// Adds --data-dir, --queue, --dlq, --local and the SQS options --queue-url,
-// --endpoint-url, --region, --profile to `cmd` (defaults from
-// CRUNCHER_DATA_DIR, CRUNCHER_QUEUE, CRUNCHER_QUEUE_URL, else
-// ~/.local/share/cruncher and "tasks").
+// Adds --data-dir, --queue, --dlq, --local, the SQS options --queue-url,
+// --endpoint-url, --region, --profile and the Job backend's --backend,
+// --kubeconfig, --context, --namespace, --kube-qps, --kube-burst to `cmd`
+// (defaults from CRUNCHER_DATA_DIR, CRUNCHER_QUEUE, CRUNCHER_QUEUE_URL,
+// CRUNCHER_BACKEND, else ~/.local/share/cruncher and "tasks").
 void AddBackendOptions(CLI::App* cmd, BackendOptions& options);
 
 struct QueueDefaults {
@@ -70,6 +84,12 @@ Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
 // not exist and options.create is false).
 Result<std::unique_ptr<local::LocalJobStore>> OpenJobStore(
     const BackendOptions& options);
+// The Job backend the options name: the local store, or the Kubernetes API
+// (read straight from the API: for one-shot commands).
+Result<std::unique_ptr<JobBackend>> OpenJobBackend(
+    const BackendOptions& options);
+// The Kubernetes options as the app layer takes them.
+app::KubeBackendOptions KubeOptions(const BackendOptions& options);
 
 // The numeric address of `host` (a name or an address), IPv4 preferred, for
 // servers that bind to an address: "localhost" → "127.0.0.1". InvalidArgument

@@ -20,7 +20,7 @@ int Run(const GcCommandOptions& o) {
     std::cerr << "error: --older-than: " << age.status().message() << "\n";
     return kExitUsage;
   }
-  auto store = OpenJobStore(o.backend);
+  auto store = OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   auto deleted = dispatch::CollectGarbage(**store, {*age, o.include_failed},
                                           SystemClock::Get().NowMillis());

@@ -23,7 +23,7 @@ int Run(const JobsOptions& o) {
       return kExitUsage;
     }
   }
-  auto store = OpenJobStore(o.backend);
+  auto store = OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   auto all = (*store)->List();
   if (!all.ok()) return Fail(all.status());

@@ -49,7 +49,7 @@ class StdoutSink final : public LogSink {
 };
 
 int Run(const LogsOptions& o) {
-  auto store = OpenJobStore(o.backend);
+  auto store = OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   LogOptions options;
   options.tail_lines = o.tail;

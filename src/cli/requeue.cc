@@ -21,7 +21,7 @@ int Run(const RequeueOptions& o) {
         << "error: name Jobs to requeue, or use --all-failed (not both)\n";
     return kExitUsage;
   }
-  auto store = OpenJobStore(o.backend);
+  auto store = OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   auto queues = OpenQueueBackend(o.backend);
   if (!queues.ok()) return Fail(queues.status());

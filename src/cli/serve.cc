@@ -12,7 +12,9 @@
 #include "cli/common.h"
 #include "cli/local_runtime.h"
 #include "cli/queue_backend.h"
+#include "core/job_name.h"
 #include "core/log.h"
+#include "dispatch/dispatcher.h"
 #include "sqs_endpoint/sqs_endpoint.h"
 
 namespace cruncher::cli {
@@ -107,6 +109,55 @@ std::string EndpointRegion(const std::string& flag) {
   return "us-east-1";
 }
 
+void WaitForSignal(const sigset_t& signals) {
+  int sig = 0;
+  sigwait(&signals, &sig);
+  Log(LogLevel::kInfo, "stopping",
+      {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+}
+
+void LogStopped(const dispatch::DispatcherStats& st) {
+  Log(LogLevel::kInfo, "stopped",
+      {{"receive_calls", st.receive_calls.load()},
+       {"received", st.received.load()},
+       {"jobs_created", st.jobs_created.load()},
+       {"poison", st.poison.load()},
+       {"dead_lettered", st.dead_lettered.load()}});
+}
+
+// watch with the Kubernetes backend: the dispatcher creates Jobs through
+// the API server; the Job controller runs them. Reads (the unfinished count
+// for --max-active, on-success checks) come from an informer cache of this
+// queue's Jobs.
+int RunKubernetes(ServeOptions& o, QueueBackend& queues,
+                  const JobTemplate& tmpl, const sigset_t& signals) {
+  app::KubeBackendOptions kube = KubeOptions(o.backend);
+  kube.cache = true;
+  kube.queue_label = QueueLabelFor(queues.queue_name());
+  auto backend = app::OpenKubeJobBackend(kube);
+  if (!backend.ok()) return Fail(backend.status());
+  dispatch::Dispatcher dispatcher(queues.queue(), queues.dead_letter(),
+                                  **backend, tmpl, o.runtime.dispatcher);
+  std::jthread dispatch_thread(
+      [&dispatcher](std::stop_token stop) { dispatcher.Run(stop); });
+  Log(LogLevel::kInfo, "watching",
+      {{"queue", queues.queue_name()},
+       {"dead_letter_queue", queues.dead_letter() != nullptr
+                                 ? nlohmann::json(queues.dead_letter_name())
+                                 : nlohmann::json(nullptr)},
+       {"template", o.template_path},
+       {"ack", o.ack},
+       {"backend", "kubernetes"},
+       {"namespace", (*backend)->namespace_name()},
+       {"selector", (*backend)->selector()},
+       {"max_active", o.runtime.dispatcher.max_active}});
+  WaitForSignal(signals);
+  dispatch_thread.request_stop();
+  dispatch_thread.join();
+  LogStopped(dispatcher.stats());
+  return kExitOk;
+}
+
 int Run(ServeOptions& o) {
   // Signals are taken by sigwait below. Blocked first, before any thread
   // starts (the stores' doorbell watchers, the endpoint, the executor), so
@@ -124,9 +175,17 @@ int Run(ServeOptions& o) {
       o.backend,
       {o.max_receive_count, o.runtime.dispatcher.visibility_seconds, true});
   if (!queues.ok()) return Fail(queues.status());
+  if (o.verbose) SetLogLevel(LogLevel::kDebug);
+  if (o.backend.kubernetes()) {
+    if (o.endpoint) {
+      return Fail(
+          "local serve runs Jobs as local processes; use `cruncher watch "
+          "--backend kubernetes` to create Kubernetes Jobs");
+    }
+    return RunKubernetes(o, **queues, *tmpl, signals);
+  }
   auto jobs = OpenJobStore(o.backend);
   if (!jobs.ok()) return Fail(jobs.status());
-  if (o.verbose) SetLogLevel(LogLevel::kDebug);
 
   std::unique_ptr<sqs::SqsEndpoint> endpoint;
   nlohmann::json endpoint_fields = nullptr;
@@ -175,19 +234,10 @@ int Run(ServeOptions& o) {
        {"sqs", endpoint_fields}});
   // The signal requests the dispatcher's stop (LocalRuntime::Stop), which
   // ends its long poll at once, local or SQS.
-  int sig = 0;
-  sigwait(&signals, &sig);
-  Log(LogLevel::kInfo, "stopping",
-      {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  WaitForSignal(signals);
   if (endpoint) endpoint->Stop();
   runtime.Stop();
-  const auto& st = runtime.dispatcher().stats();
-  Log(LogLevel::kInfo, "stopped",
-      {{"receive_calls", st.receive_calls.load()},
-       {"received", st.received.load()},
-       {"jobs_created", st.jobs_created.load()},
-       {"poison", st.poison.load()},
-       {"dead_lettered", st.dead_lettered.load()}});
+  LogStopped(runtime.dispatcher().stats());
   return kExitOk;
 }
 

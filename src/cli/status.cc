@@ -27,7 +27,7 @@ int Run(const StatusOptions& o) {
     if (!d.ok()) return Fail(d.status());
     dlq_depth = *d;
   }
-  auto store = OpenJobStore(o.backend);
+  auto store = OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   auto jobs = (*store)->List();
   if (!jobs.ok()) return Fail(jobs.status());

@@ -50,4 +50,16 @@ std::string ToLabelValue(std::string_view text) {
   return out.substr(first);
 }
 
+std::string QueueLabelFor(std::string_view queue) {
+  if (queue.find("://") != std::string_view::npos) {
+    std::string_view path = queue;
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+    const std::size_t slash = path.rfind('/');
+    if (slash != std::string_view::npos && slash + 1 < path.size()) {
+      queue = path.substr(slash + 1);
+    }
+  }
+  return ToLabelValue(queue);
+}
+
 }  // namespace cruncher

@@ -31,6 +31,11 @@ std::string JobNameFor(std::string_view prefix, std::string_view queue,
 // ends) that stands for `text`; used for the queue label.
 std::string ToLabelValue(std::string_view text);
 
+// The cruncher.dev/queue label of a queue's Jobs: the queue's name, also
+// when `queue` is an SQS queue URL (its last path segment), so that
+// `kubectl get jobs -l cruncher.dev/queue=tasks` works for SQS too.
+std::string QueueLabelFor(std::string_view queue);
+
 }  // namespace cruncher
 
 #endif  // CRUNCHER_CORE_JOB_NAME_H_

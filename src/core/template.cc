@@ -340,7 +340,7 @@ Result<nlohmann::json> JobTemplate::RenderForMessage(
     md["labels"] = json::object();
   }
   md["labels"][std::string(kManagedByLabel)] = kManagedByValue;
-  md["labels"][std::string(kQueueLabel)] = ToLabelValue(queue);
+  md["labels"][std::string(kQueueLabel)] = QueueLabelFor(queue);
   if (!md.contains("annotations") || !md["annotations"].is_object()) {
     md["annotations"] = json::object();
   }

@@ -71,6 +71,17 @@ ApiError ParseApiError(long http_status, const std::string& body,
   return error;
 }
 
+// The Status of a response with a non-2xx HTTP status.
+Status ErrorResponse(const ApiRequest& request, long http,
+                     const std::string& body, ApiError* error) {
+  std::string message;
+  ApiError api = ParseApiError(http, body, message);
+  if (error != nullptr) *error = api;
+  return Status(StatusCodeForHttp(http, api.reason),
+                request.method + " " + request.path + ": " +
+                    std::to_string(http) + " " + api.reason + ": " + message);
+}
+
 bool IsIdempotent(const std::string& method) { return method != "POST"; }
 
 // Retry-After in seconds (the API server never sends an HTTP date); 0 when
@@ -289,34 +300,32 @@ net::HttpOutcome RestClient::SendWithRetries(
   }
 }
 
-Result<nlohmann::json> RestClient::Do(const ApiRequest& request,
-                                      const std::stop_token& stop,
-                                      ApiError* error) {
+Result<std::string> RestClient::DoText(const ApiRequest& request,
+                                       const std::stop_token& stop,
+                                       ApiError* error) {
   Status failure;
   net::HttpOutcome out = SendWithRetries(request, options_.request_timeout_ms,
                                          stop, nullptr, failure);
-  const std::string what = request.method + " " + request.path;
-  if (!failure.ok()) {
-    if (error != nullptr) *error = ApiError{0, ""};
-    return failure;  // names the request already
-  }
+  if (error != nullptr) *error = ApiError{0, ""};
+  if (!failure.ok()) return failure;  // names the request already
   const long http = out.response.status;
-  if (http >= 200 && http < 300) {
-    if (out.response.body.empty()) return nlohmann::json::object();
-    Result<nlohmann::json> body = ParseJson(out.response.body);
-    if (!body.ok()) {
-      return Unavailable(
-          what + ": " + std::to_string(http) +
-          " with a body that is not JSON: " + body.status().message());
-    }
-    return std::move(*body);
+  if (http >= 200 && http < 300) return std::move(out.response.body);
+  return ErrorResponse(request, http, out.response.body, error);
+}
+
+Result<nlohmann::json> RestClient::Do(const ApiRequest& request,
+                                      const std::stop_token& stop,
+                                      ApiError* error) {
+  Result<std::string> text = DoText(request, stop, error);
+  if (!text.ok()) return text.status();
+  if (text->empty()) return nlohmann::json::object();
+  Result<nlohmann::json> body = ParseJson(*text);
+  if (!body.ok()) {
+    return Unavailable(
+        request.method + " " + request.path +
+        ": a response body that is not JSON: " + body.status().message());
   }
-  std::string message;
-  ApiError api = ParseApiError(http, out.response.body, message);
-  if (error != nullptr) *error = api;
-  return Status(
-      StatusCodeForHttp(http, api.reason),
-      what + ": " + std::to_string(http) + " " + api.reason + ": " + message);
+  return std::move(*body);
 }
 
 Status RestClient::Stream(
@@ -362,12 +371,7 @@ Status RestClient::Stream(
   if (!failure.ok()) return failure;
   const long http = out.response.status;
   if (http >= 200 && http < 300) return Status::Ok();
-  std::string message;
-  ApiError api = ParseApiError(http, out.response.body, message);
-  if (error != nullptr) *error = api;
-  return Status(
-      StatusCodeForHttp(http, api.reason),
-      what + ": " + std::to_string(http) + " " + api.reason + ": " + message);
+  return ErrorResponse(request, http, out.response.body, error);
 }
 
 }  // namespace cruncher::kube

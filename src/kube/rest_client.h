@@ -88,6 +88,11 @@ class RestClient {
                             const std::stop_token& stop = {},
                             ApiError* error = nullptr);
 
+  // Do for a response that is not JSON (a pod's log): the 2xx body as is.
+  Result<std::string> DoText(const ApiRequest& request,
+                             const std::stop_token& stop = {},
+                             ApiError* error = nullptr);
+
   // Opens a stream (a watch: `path` has watch=1) and hands each
   // newline-delimited JSON object to `on_object` on the transport's I/O
   // thread; `on_object` must be quick and returns false to close the

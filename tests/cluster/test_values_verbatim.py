@@ -19,13 +19,12 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-from test_testcluster import TC, Cluster, _run, _wait
+from test_testcluster import _run, _wait
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("CRUNCHER_BIN") or str(REPO / "build" / "src" / "cli" / "cruncher")
@@ -104,29 +103,6 @@ def kubelet_view(container: dict) -> tuple[list[str], dict[str, str]]:
         env[e["name"]] = kubelet_expand(e.get("value", ""), env)
     argv = [kubelet_expand(w, env) for w in container.get("command", []) + container.get("args", [])]
     return argv, env
-
-
-@pytest.fixture(scope="module")
-def kube():
-    """A cluster of this module's own (test_testcluster.py stops its one)."""
-    build = subprocess.run([str(TC / "build.sh")], capture_output=True, text=True,
-                           timeout=3 * 3600)
-    if build.returncode != 0:
-        pytest.fail(f"build.sh failed:\n{build.stderr[-4000:]}")
-    bindir = build.stdout.strip().splitlines()[-1]
-    os.environ["PATH"] = bindir + os.pathsep + os.environ["PATH"]
-    data_dir = Path(tempfile.mkdtemp(prefix="cruncher-testcluster-values."))
-    start = subprocess.run([str(TC / "start.sh"), str(data_dir)], capture_output=True,
-                           text=True, timeout=300, env={**os.environ, "KEEP": "1"})
-    if start.returncode != 0:
-        _run([str(TC / "stop.sh"), str(data_dir)], check=False, timeout=120)
-        pytest.fail(f"start.sh failed:\n{start.stderr[-6000:]}")
-    c = Cluster(data_dir, Path(start.stdout.strip().splitlines()[-1]), 0.0)
-    try:
-        yield c
-    finally:
-        c.stop()
-        subprocess.run(["rm", "-rf", str(data_dir)], check=False)
 
 
 def render_with_cruncher(tmp_path: Path) -> list[dict]:

@@ -126,7 +126,7 @@ def sqs(tmp_path):
 def start_watch(tmp_path, template, proxy, url):
     log = open(tmp_path / "watch.log", "w+")
     proc = subprocess.Popen(
-        [BIN, "watch", "--queue-url", url, "--endpoint-url", proxy.url,
+        [BIN, "watch", "--queue-url", url, "--endpoint-url", proxy.url, "--backend", "local",
          "--template", str(template), "--data-dir", str(tmp_path / "data")],
         stdout=log, stderr=subprocess.STDOUT, env=AWS_ENV, start_new_session=True)
     return proc, log

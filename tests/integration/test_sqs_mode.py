@@ -19,8 +19,10 @@ def aws(*args):
 
 
 def cruncher_sqs(*args, endpoint, url, data_dir, check=0):
+    # Jobs run as local processes: with --queue-url the default backend
+    # is Kubernetes.
     p = subprocess.run([BIN, *args, "--queue-url", url, "--endpoint-url", endpoint,
-                        "--data-dir", str(data_dir)],
+                        "--data-dir", str(data_dir), "--backend", "local"],
                        capture_output=True, text=True, env=AWS_ENV, timeout=60)
     assert p.returncode == check, p.stderr
     return p

@@ -89,3 +89,20 @@ TEST(JobNameTest, LabelValue) {
 
 }  // namespace
 }  // namespace cruncher
+
+namespace cruncher {
+namespace {
+
+TEST(QueueLabelFor, IsTheQueueNameForAnSqsUrlToo) {
+  EXPECT_EQ(QueueLabelFor("tasks"), "tasks");
+  EXPECT_EQ(QueueLabelFor("https://sqs.us-east-1.amazonaws.com/123456789012/"
+                          "crunch"),
+            "crunch");
+  EXPECT_EQ(QueueLabelFor("http://127.0.0.1:4566/000000000000/crunch/"),
+            "crunch");
+  // A URL without a queue path (not a valid queue URL): its last segment.
+  EXPECT_EQ(QueueLabelFor("http://host"), "host");
+}
+
+}  // namespace
+}  // namespace cruncher

@@ -1,0 +1,84 @@
+// JobClient: the batch/v1 Jobs API of one namespace, typed.
+//
+// Create, get, delete (background propagation: the garbage collector removes
+// the pods), list by label selector across pages (limit/continue; an expired
+// continue token restarts the list, as client-go's pager does) and watch
+// from a resourceVersion with bookmarks. Errors are RestClient's: the API's
+// reason and message, NotFound for 404 and for 410 Gone (`ApiError` tells
+// them apart).
+//
+// Thread-safety: safe for concurrent use.
+#ifndef CRUNCHER_KUBE_JOB_CLIENT_H_
+#define CRUNCHER_KUBE_JOB_CLIENT_H_
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "core/job.h"
+#include "core/status.h"
+#include "kube/rest_client.h"
+
+namespace cruncher::kube {
+
+// What a list returns: the Jobs and the resourceVersion to watch from.
+struct JobList {
+  std::vector<Job> jobs;
+  std::string resource_version;
+};
+
+// One event of a watch. For ADDED/MODIFIED/DELETED `object` is the Job; for
+// BOOKMARK only its metadata.resourceVersion is meaningful; ERROR carries a
+// Status object and ends the watch.
+struct WatchEvent {
+  std::string type;
+  nlohmann::json object;
+};
+
+class JobClient {
+ public:
+  JobClient(RestClient& rest, std::string namespace_name);
+
+  const std::string& namespace_name() const { return namespace_; }
+
+  // POSTs the manifest (its metadata.namespace is set to ours). Returns the
+  // Job as the server stored it. AlreadyExists on 409 AlreadyExists;
+  // InvalidArgument when the server rejects the object (400/422).
+  Result<Job> Create(nlohmann::json manifest, const std::stop_token& stop = {});
+
+  Result<Job> Get(const std::string& name, const std::stop_token& stop = {});
+
+  // Deletes with propagationPolicy=Background. NotFound if absent.
+  Status Delete(const std::string& name, const std::stop_token& stop = {});
+
+  // Every Job matching `label_selector`, `page_size` per request.
+  Result<JobList> List(const std::string& label_selector, int page_size = 500,
+                       const std::stop_token& stop = {});
+
+  // Watches from `resource_version` with bookmarks, handing each event to
+  // `on_event` (on the transport's I/O thread: be quick; return false to
+  // close). The server ends the watch after `timeout_seconds`. Returns OK
+  // when the watch ended normally; NotFound with `error->http_status` 410
+  // when the resourceVersion is too old (at open, or as an ERROR event):
+  // list again.
+  Status Watch(const std::string& label_selector,
+               const std::string& resource_version, int timeout_seconds,
+               const std::function<bool(WatchEvent event)>& on_event,
+               const std::stop_token& stop = {}, ApiError* error = nullptr);
+
+ private:
+  std::string CollectionPath() const;
+
+  RestClient& rest_;
+  const std::string namespace_;
+};
+
+// The Job without what Cruncher never reads and that costs memory in a cache
+// of thousands: metadata.managedFields.
+void StripForCache(nlohmann::json& job);
+
+}  // namespace cruncher::kube
+
+#endif  // CRUNCHER_KUBE_JOB_CLIENT_H_

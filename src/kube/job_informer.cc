@@ -1,0 +1,206 @@
+#include "kube/job_informer.h"
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include "core/log.h"
+
+namespace cruncher::kube {
+namespace {
+
+// client-go's reflector asks the server to end each watch after a random
+// 5-10 minutes, so that watches of many clients do not expire together.
+int WatchTimeoutSeconds() {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  return std::uniform_int_distribution<int>(300, 600)(rng);
+}
+
+std::string ResourceVersionOf(const nlohmann::json& object) {
+  auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) return "";
+  auto rv = metadata->find("resourceVersion");
+  return rv != metadata->end() && rv->is_string() ? rv->get<std::string>() : "";
+}
+
+}  // namespace
+
+JobInformer::JobInformer(JobClient& client, std::string label_selector,
+                         const Clock& clock)
+    : client_(client), selector_(std::move(label_selector)), clock_(clock) {}
+
+JobInformer::Entry JobInformer::EntryFor(const Job& job) {
+  Entry e;
+  e.json = job.json().dump();
+  e.created_at = job.created_at();
+  e.finished = job.finished();
+  return e;
+}
+
+void JobInformer::Run(const std::stop_token& stop) {
+  int failures = 0;
+  auto back_off = [&](const Status& status, const char* what) {
+    ++failures;
+    Log(LogLevel::kWarn, what,
+        {{"error", status.message()},
+         {"namespace", client_.namespace_name()},
+         {"retry_in_ms", backoff_.Delay(failures)}});
+    return clock_.SleepFor(backoff_.Delay(failures), stop);
+  };
+  while (!stop.stop_requested()) {
+    std::uint64_t list_started;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      list_started = write_seq_;
+      ++lists_;
+    }
+    Result<JobList> list = client_.List(selector_, 500, stop);
+    if (!list.ok()) {
+      if (!back_off(list.status(), "job_list_failed")) return;
+      continue;
+    }
+    std::string resource_version = list->resource_version;
+    Replace(std::move(list->jobs), list_started);
+    failures = 0;
+    while (!stop.stop_requested()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++watches_;
+      }
+      ApiError error;
+      Status watched = client_.Watch(
+          selector_, resource_version, WatchTimeoutSeconds(),
+          [&](WatchEvent event) {
+            std::string rv = ResourceVersionOf(event.object);
+            if (!rv.empty()) resource_version = std::move(rv);
+            Apply(event);
+            return true;
+          },
+          stop, &error);
+      if (watched.ok()) {
+        failures = 0;
+        continue;  // the server ended the watch: resume from where it was
+      }
+      if (stop.stop_requested()) return;
+      if (error.http_status == 410) {
+        Log(LogLevel::kInfo, "job_watch_expired",
+            {{"namespace", client_.namespace_name()},
+             {"resource_version", resource_version}});
+        break;  // list again
+      }
+      if (!back_off(watched, "job_watch_failed")) return;
+    }
+  }
+}
+
+void JobInformer::Replace(std::vector<Job> jobs, std::uint64_t list_started) {
+  std::unordered_map<std::string, Entry> fresh;
+  fresh.reserve(jobs.size());
+  for (const Job& job : jobs) fresh.emplace(job.name(), EntryFor(job));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Keep what this process wrote after the list began: the list's
+    // snapshot may predate it, and the watch will bring it again anyway.
+    for (auto& [name, entry] : jobs_) {
+      if (entry.written > list_started && !fresh.contains(name)) {
+        fresh.emplace(name, std::move(entry));
+      }
+    }
+    jobs_ = std::move(fresh);
+    synced_ = true;
+  }
+  synced_cv_.notify_all();
+}
+
+void JobInformer::Apply(const WatchEvent& event) {
+  if (event.type == "BOOKMARK") return;
+  Result<Job> job = Job::FromJson(event.object);
+  if (!job.ok()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (event.type == "DELETED") {
+    jobs_.erase(job->name());
+  } else if (event.type == "ADDED" || event.type == "MODIFIED") {
+    jobs_[job->name()] = EntryFor(*job);
+  }
+}
+
+bool JobInformer::HasSynced() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return synced_;
+}
+
+bool JobInformer::WaitForSync(const std::stop_token& stop) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  return synced_cv_.wait(lock, stop, [&] { return synced_; });
+}
+
+std::optional<Job> JobInformer::Get(const std::string& name) const {
+  std::string text;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(name);
+    if (it == jobs_.end()) return std::nullopt;
+    text = it->second.json;
+  }
+  Result<Job> job = Job::FromJson(nlohmann::json::parse(text));
+  if (!job.ok()) return std::nullopt;
+  return std::move(*job);
+}
+
+std::vector<Job> JobInformer::List() const {
+  std::vector<std::pair<std::pair<Millis, std::string>, std::string>> texts;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    texts.reserve(jobs_.size());
+    for (const auto& [name, entry] : jobs_) {
+      texts.push_back({{entry.created_at, name}, entry.json});
+    }
+  }
+  std::sort(texts.begin(), texts.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Job> out;
+  out.reserve(texts.size());
+  for (auto& [key, text] : texts) {
+    Result<Job> job = Job::FromJson(nlohmann::json::parse(text));
+    if (job.ok()) out.push_back(std::move(*job));
+  }
+  return out;
+}
+
+int JobInformer::CountUnfinished() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(
+      std::count_if(jobs_.begin(), jobs_.end(),
+                    [](const auto& kv) { return !kv.second.finished; }));
+}
+
+std::size_t JobInformer::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.size();
+}
+
+void JobInformer::Put(const Job& job) {
+  Entry entry = EntryFor(job);
+  std::lock_guard<std::mutex> lock(mu_);
+  entry.written = ++write_seq_;
+  // Only if absent: when the watch got here first, its copy is newer.
+  jobs_.try_emplace(job.name(), std::move(entry));
+}
+
+void JobInformer::Remove(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++write_seq_;
+  jobs_.erase(name);
+}
+
+std::uint64_t JobInformer::lists() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lists_;
+}
+
+std::uint64_t JobInformer::watches() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return watches_;
+}
+
+}  // namespace cruncher::kube

@@ -1,0 +1,246 @@
+"""`cruncher watch --backend kubernetes` against the real test cluster: each
+message becomes a Kubernetes Job that the Job controller runs (kwok completes
+its Pod); messages that cannot become a Job (a missing variable, a Job the API
+server rejects) go to the dead-letter queue with the reason; `jobs`,
+`status`, `requeue` and `gc` work against the cluster as against the local
+executor; a message in SQS (moto) becomes a Job without --backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from test_testcluster import _run, _wait
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("CRUNCHER_BIN") or str(REPO / "build" / "src" / "cli" / "cruncher")
+
+TEMPLATE = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  generateName: crunch-
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: $cname
+        image: busybox
+        command: ["echo", "$n"]
+"""
+
+MANAGED = "app.kubernetes.io/managed-by=cruncher"
+AWS_ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def new_namespace(kube) -> str:
+    ns = f"t-watch-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", ns)
+    # The Job controller's Pods need the namespace's default ServiceAccount.
+    _wait(lambda: kube.kubectl("-n", ns, "get", "serviceaccount", "default",
+                               check=False).returncode == 0, 60, what="default ServiceAccount")
+    return ns
+
+
+def kube_args(kube, ns):
+    return ["--kubeconfig", str(kube.kubeconfig), "-n", ns]
+
+
+def jobs_in(kube, ns):
+    return kube.get_json("-n", ns, "jobs", "-l", MANAGED)["items"]
+
+
+def complete(job) -> bool:
+    return any(c["type"] == "Complete" and c["status"] == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
+
+
+class Watch:
+    def __init__(self, tmp_path: Path, args: list[str], env=None):
+        self.log_path = tmp_path / f"watch-{uuid.uuid4().hex[:4]}.log"
+        self.log = open(self.log_path, "w+")
+        self.proc = subprocess.Popen([BIN, "watch", *args], stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=env or os.environ,
+                                     start_new_session=True)
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> float:
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        assert code == 0, self.output()
+        return time.monotonic() - t0
+
+
+def test_local_queue_to_kubernetes_jobs(kube, tmp_path):
+    ns = new_namespace(kube)
+    template = tmp_path / "job.yaml"
+    template.write_text(TEMPLATE)
+    data = str(tmp_path / "data")
+    common = ["--data-dir", data, "--backend", "kubernetes", *kube_args(kube, ns)]
+    bodies = [json.dumps({"cname": "work", "n": str(i)}) for i in range(3)]
+    poison = [json.dumps({"n": "no-container-name"}),          # missing variable
+              json.dumps({"cname": "Not_A_DNS_Label", "n": "x"})]  # API server: 422
+    _run([BIN, "send", "--data-dir", data, *bodies, *poison])
+
+    watch = Watch(tmp_path, ["--local", "-t", str(template), *common])
+    try:
+        def three_complete():
+            jobs = jobs_in(kube, ns)
+            return jobs if len(jobs) == 3 and all(complete(j) for j in jobs) else None
+
+        jobs = _wait(three_complete, 120, what="3 Complete Jobs\n" + watch.output())
+        tasks = sorted(j["metadata"]["annotations"]["task"] for j in jobs)
+        assert tasks == sorted(bodies)  # the body, verbatim
+        for j in jobs:
+            md = j["metadata"]
+            assert md["name"].startswith("crunch-")
+            assert md["labels"]["cruncher.dev/queue"] == "tasks"
+            assert md["annotations"]["cruncher.dev/message-id"]
+
+        # The two poison messages are in the DLQ with their reasons.
+        def dead_letters():
+            out = _run([BIN, "dlq", "list", "--data-dir", data, "-o", "json"]).stdout
+            items = json.loads(out)
+            return items if len(items) == 2 else None
+
+        dead = _wait(dead_letters, 60, what="2 dead letters\n" + watch.output())
+        reasons = " ".join(json.dumps(d) for d in dead)
+        assert "cname" in reasons, reasons
+        assert "422" in reasons or "Invalid" in reasons, reasons
+
+        # status and jobs read the cluster.
+        status = json.loads(_run([BIN, "status", *common, "-o", "json"]).stdout)
+        assert status["jobs"]["Complete"] == 3, status
+        assert status["queue"]["visible"] == 0, status
+        listed = json.loads(_run([BIN, "jobs", *common, "-o", "json"]).stdout)["items"]
+        assert sorted(j["metadata"]["name"] for j in listed) == \
+            sorted(j["metadata"]["name"] for j in jobs)
+        # The API's own objects: the server's uid and resourceVersion.
+        assert all(j["metadata"].get("uid") for j in listed)
+        table = _run([BIN, "jobs", *common]).stdout
+        assert "Complete" in table, table
+
+        # requeue: the task goes back to the queue, the Job is deleted, and
+        # the watch makes a new Job of it.
+        victim = jobs[0]["metadata"]["name"]
+        out = _run([BIN, "requeue", victim, *common]).stdout
+        assert f"job {victim} requeued" in out, out
+
+        def replaced():
+            names = {j["metadata"]["name"] for j in jobs_in(kube, ns)}
+            return names if victim not in names and len(names) == 3 else None
+
+        _wait(replaced, 120, what="the requeued task's new Job\n" + watch.output())
+        _wait(three_complete, 120, what="3 Complete Jobs after requeue")
+
+        # gc deletes finished Jobs; the garbage collector removes their Pods.
+        _run([BIN, "gc", "--older-than", "0", *common])
+        _wait(lambda: not jobs_in(kube, ns), 60, what="no Jobs after gc")
+        _wait(lambda: not kube.get_json("-n", ns, "pods")["items"], 120,
+              what="the Pods cascade-deleted")
+    finally:
+        took = watch.stop()
+    assert took < 10, f"watch took {took:.1f}s to stop"
+
+
+def test_no_permission_names_the_verb_and_resource(kube, tmp_path):
+    """A ServiceAccount that may not create Jobs: `jobs` fails with the API
+    server's own words (verb, resource), exit 1."""
+    ns = new_namespace(kube)
+    kube.kubectl("-n", ns, "create", "serviceaccount", "nobody")
+    token = kube.kubectl("-n", ns, "create", "token", "nobody").stdout.strip()
+    kc = tmp_path / "nobody.kubeconfig"
+    kc.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": kube.server,
+                                               "certificate-authority": str(kube.ca)}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u",
+                                               "namespace": ns}}]}))
+    p = subprocess.run([BIN, "jobs", "--backend", "kubernetes", "--kubeconfig", str(kc),
+                        "--data-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p
+    assert "forbidden" in p.stderr and "list" in p.stderr and "jobs" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_bad_kubeconfig_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "kc"
+    bad.write_text("{{{ not: yaml")
+    p = subprocess.run([BIN, "jobs", "--backend", "kubernetes", "--kubeconfig", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p
+    assert str(bad) in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def moto():
+    port = free_port()
+    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 30,
+              interval=0.1, what="moto_server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_sqs_queue_url_defaults_to_kubernetes(kube, moto, tmp_path):
+    ns = new_namespace(kube)
+    template = tmp_path / "job.yaml"
+    template.write_text(TEMPLATE)
+
+    def aws(*args):
+        p = subprocess.run(["aws", "sqs", "--endpoint-url", moto, *args, "--output", "json"],
+                           capture_output=True, text=True, env=AWS_ENV, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout) if p.stdout.strip() else {}
+
+    url = aws("create-queue", "--queue-name", "crunch")["QueueUrl"]
+    body = json.dumps({"cname": "sqs", "n": "42"})
+    aws("send-message", "--queue-url", url, "--message-body", body)
+    watch = Watch(tmp_path, ["--queue-url", url, "--endpoint-url", moto,
+                             "-t", str(template), *kube_args(kube, ns)], env=AWS_ENV)
+    try:
+        def one_complete():
+            jobs = jobs_in(kube, ns)
+            return jobs if len(jobs) == 1 and complete(jobs[0]) else None
+
+        jobs = _wait(one_complete, 120, what="the SQS message's Job\n" + watch.output())
+        assert jobs[0]["metadata"]["annotations"]["task"] == body
+        assert jobs[0]["metadata"]["labels"]["cruncher.dev/queue"] == "crunch"
+        # on-create: the message is gone once its Job exists.
+        attrs = aws("get-queue-attributes", "--queue-url", url,
+                    "--attribute-names", "All")["Attributes"]
+        assert attrs["ApproximateNumberOfMessages"] == "0", attrs
+        assert attrs["ApproximateNumberOfMessagesNotVisible"] == "0", attrs
+    finally:
+        watch.stop()
