@@ -42,10 +42,13 @@ Status CheckJsonDepth(std::string_view text, int max_depth) {
   return Status::Ok();
 }
 
-Result<nlohmann::json> ParseJson(std::string_view text, int max_depth) {
+namespace {
+
+Result<nlohmann::json> Parse(std::string_view text, int max_depth,
+                             const nlohmann::json::parser_callback_t& cb) {
   CRUNCHER_RETURN_IF_ERROR(CheckJsonDepth(text, max_depth));
   try {
-    return nlohmann::json::parse(text);
+    return nlohmann::json::parse(text, cb);
   } catch (const nlohmann::json::exception& e) {
     // Syntax errors, and numbers that overflow a double (out_of_range.406,
     // "1e400"), which parse_error does not cover. e.what() reads
@@ -57,6 +60,25 @@ Result<nlohmann::json> ParseJson(std::string_view text, int max_depth) {
         "not valid JSON: " +
         (id_end == std::string::npos ? what : what.substr(id_end + 2)));
   }
+}
+
+}  // namespace
+
+Result<nlohmann::json> ParseJson(std::string_view text, int max_depth) {
+  return Parse(text, max_depth, nullptr);
+}
+
+Result<nlohmann::json> ParseJsonDropping(std::string_view text,
+                                         std::string_view drop_key,
+                                         int max_depth) {
+  return Parse(text, max_depth,
+               [drop_key](int /*depth*/, nlohmann::json::parse_event_t event,
+                          nlohmann::json& parsed) {
+                 // Returning false for a key discards the member it names.
+                 return event != nlohmann::json::parse_event_t::key ||
+                        !parsed.is_string() ||
+                        parsed.get_ref<const std::string&>() != drop_key;
+               });
 }
 
 }  // namespace cruncher

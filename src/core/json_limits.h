@@ -34,6 +34,14 @@ Status CheckJsonDepth(std::string_view text, int max_depth = kMaxJsonDepth);
 Result<nlohmann::json> ParseJson(std::string_view text,
                                  int max_depth = kMaxJsonDepth);
 
+// ParseJson that leaves out every object member named `drop_key`, at any
+// depth, while parsing: for large responses whose bulk the caller never
+// reads (the managedFields of a page of Kubernetes objects), so that bulk is
+// never built.
+Result<nlohmann::json> ParseJsonDropping(std::string_view text,
+                                         std::string_view drop_key,
+                                         int max_depth = kMaxJsonDepth);
+
 }  // namespace cruncher
 
 #endif  // CRUNCHER_CORE_JSON_LIMITS_H_

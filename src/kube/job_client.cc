@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "core/json_limits.h"
+
 namespace cruncher::kube {
 namespace {
 
@@ -18,20 +20,26 @@ std::string StringField(const nlohmann::json& object, const char* key) {
   return k != object.end() && k->is_string() ? k->get<std::string>() : "";
 }
 
-Result<Job> JobFrom(Result<nlohmann::json> object) {
-  if (!object.ok()) return object.status();
-  StripForCache(*object);
+// A Job from a response body, without building its managedFields.
+Result<Job> JobFrom(const ApiRequest& request, Result<std::string> text) {
+  if (!text.ok()) return text.status();
+  Result<nlohmann::json> object = ParseJsonDropping(*text, "managedFields");
+  if (!object.ok()) {
+    return Unavailable(request.method + " " + request.path + ": " +
+                       object.status().message());
+  }
   return Job::FromJson(std::move(*object));
 }
 
-}  // namespace
-
-void StripForCache(nlohmann::json& job) {
+// What Cruncher never reads and that is most of a Job's bytes.
+void StripManagedFields(nlohmann::json& job) {
   auto metadata = job.find("metadata");
   if (metadata != job.end() && metadata->is_object()) {
     metadata->erase("managedFields");
   }
 }
+
+}  // namespace
 
 JobClient::JobClient(RestClient& rest, std::string namespace_name)
     : rest_(rest), namespace_(std::move(namespace_name)) {}
@@ -50,13 +58,14 @@ Result<Job> JobClient::Create(nlohmann::json manifest,
     return InvalidArgument("the Job manifest has no metadata");
   }
   (*metadata)["namespace"] = namespace_;
-  return JobFrom(
-      rest_.Do({"POST", CollectionPath(), manifest.dump()}, stop, nullptr));
+  const ApiRequest request{"POST", CollectionPath(), manifest.dump()};
+  return JobFrom(request, rest_.DoText(request, stop));
 }
 
 Result<Job> JobClient::Get(const std::string& name,
                            const std::stop_token& stop) {
-  return JobFrom(rest_.Do({"GET", CollectionPath() + "/" + name, ""}, stop));
+  const ApiRequest request{"GET", CollectionPath() + "/" + name, ""};
+  return JobFrom(request, rest_.DoText(request, stop));
 }
 
 Status JobClient::Delete(const std::string& name, const std::stop_token& stop) {
@@ -68,44 +77,59 @@ Status JobClient::Delete(const std::string& name, const std::stop_token& stop) {
       .status();
 }
 
-Result<JobList> JobClient::List(const std::string& label_selector,
-                                int page_size, const std::stop_token& stop) {
-  JobList list;
+Result<std::string> JobClient::ListEach(
+    const std::string& label_selector, int page_size,
+    const std::function<void(Job job)>& each, const std::stop_token& stop,
+    ApiError* error) {
+  std::string resource_version;
   std::string continue_token;
-  bool restarted = false;
-  while (true) {
+  do {
     std::vector<std::pair<std::string, std::string>> query = {
         {"labelSelector", label_selector},
         {"limit", std::to_string(page_size)}};
     if (!continue_token.empty()) query.emplace_back("continue", continue_token);
-    ApiError error;
-    Result<nlohmann::json> page =
-        rest_.Do({"GET", WithQuery(CollectionPath(), query), ""}, stop, &error);
+    CRUNCHER_ASSIGN_OR_RETURN(
+        std::string text,
+        rest_.DoText({"GET", WithQuery(CollectionPath(), query), ""}, stop,
+                     error));
+    // managedFields is most of a Job's bytes and never read: not built.
+    Result<nlohmann::json> page = ParseJsonDropping(text, "managedFields");
+    text = std::string();
     if (!page.ok()) {
-      if (error.http_status == 410 && !continue_token.empty() && !restarted) {
-        // The continue token expired (the list took longer than etcd's
-        // compaction window): start over, once.
-        restarted = true;
-        continue_token.clear();
-        list = JobList();
-        continue;
-      }
-      return page.status();
+      return Unavailable("list " + CollectionPath() + ": " +
+                         page.status().message());
     }
     auto items = page->find("items");
     if (items != page->end() && items->is_array()) {
       for (auto& item : *items) {
-        StripForCache(item);
         Result<Job> job = Job::FromJson(std::move(item));
-        if (job.ok()) list.jobs.push_back(std::move(*job));
+        if (job.ok()) each(std::move(*job));
       }
     }
     // The first page's resourceVersion is the list's snapshot.
-    if (list.resource_version.empty() || continue_token.empty()) {
-      list.resource_version = StringAt(*page, "metadata", "resourceVersion");
+    if (continue_token.empty()) {
+      resource_version = StringAt(*page, "metadata", "resourceVersion");
     }
     continue_token = StringAt(*page, "metadata", "continue");
-    if (continue_token.empty()) return list;
+  } while (!continue_token.empty());
+  return resource_version;
+}
+
+Result<JobList> JobClient::List(const std::string& label_selector,
+                                int page_size, const std::stop_token& stop) {
+  for (int attempt = 0;; ++attempt) {
+    JobList list;
+    ApiError error;
+    Result<std::string> rv = ListEach(
+        label_selector, page_size,
+        [&](Job job) { list.jobs.push_back(std::move(job)); }, stop, &error);
+    if (rv.ok()) {
+      list.resource_version = std::move(*rv);
+      return list;
+    }
+    // The continue token expired (the list took longer than etcd's
+    // compaction window): start over, once, as client-go's pager does.
+    if (error.http_status != 410 || attempt > 0) return rv.status();
   }
 }
 
@@ -148,7 +172,7 @@ Status JobClient::Watch(const std::string& label_selector,
                          " " + reason + ": " + message);
           return false;
         }
-        StripForCache(*payload);
+        StripManagedFields(*payload);
         return on_event(
             WatchEvent{type->get<std::string>(), std::move(*payload)});
       },

@@ -57,6 +57,16 @@ class JobClient {
   Result<JobList> List(const std::string& label_selector, int page_size = 500,
                        const std::stop_token& stop = {});
 
+  // List, handing each Job to `each` as soon as its page is parsed, so a
+  // list of 10,000 Jobs is never whole in memory; returns the list's
+  // resourceVersion. An expired continue token is NotFound with
+  // `error->http_status` 410 (Jobs already handed over are then stale:
+  // list again), and is not retried here.
+  Result<std::string> ListEach(const std::string& label_selector, int page_size,
+                               const std::function<void(Job job)>& each,
+                               const std::stop_token& stop = {},
+                               ApiError* error = nullptr);
+
   // Watches from `resource_version` with bookmarks, handing each event to
   // `on_event` (on the transport's I/O thread: be quick; return false to
   // close). The server ends the watch after `timeout_seconds`. Returns OK
@@ -74,10 +84,6 @@ class JobClient {
   RestClient& rest_;
   const std::string namespace_;
 };
-
-// The Job without what Cruncher never reads and that costs memory in a cache
-// of thousands: metadata.managedFields.
-void StripForCache(nlohmann::json& job);
 
 }  // namespace cruncher::kube
 

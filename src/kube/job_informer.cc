@@ -30,8 +30,22 @@ JobInformer::JobInformer(JobClient& client, std::string label_selector,
     : client_(client), selector_(std::move(label_selector)), clock_(clock) {}
 
 JobInformer::Entry JobInformer::EntryFor(const Job& job) {
+  const nlohmann::json& full = job.json();
+  nlohmann::json slim = nlohmann::json::object();
+  for (const char* key : {"apiVersion", "kind", "metadata", "status"}) {
+    auto it = full.find(key);
+    if (it != full.end()) slim[key] = *it;
+  }
+  auto metadata = slim.find("metadata");
+  if (metadata != slim.end() && metadata->is_object()) {
+    metadata->erase("managedFields");
+    auto annotations = metadata->find("annotations");
+    if (annotations != metadata->end() && annotations->is_object()) {
+      annotations->erase(std::string(kTaskAnnotation));
+    }
+  }
   Entry e;
-  e.json = job.json().dump();
+  e.json = slim.dump();
   e.created_at = job.created_at();
   e.finished = job.finished();
   return e;
@@ -54,13 +68,18 @@ void JobInformer::Run(const std::stop_token& stop) {
       list_started = write_seq_;
       ++lists_;
     }
-    Result<JobList> list = client_.List(selector_, 500, stop);
-    if (!list.ok()) {
-      if (!back_off(list.status(), "job_list_failed")) return;
+    // Entries are made page by page: the list is never whole in memory.
+    std::unordered_map<std::string, Entry> fresh;
+    Result<std::string> listed = client_.ListEach(
+        selector_, 500,
+        [&](Job job) { fresh.insert_or_assign(job.name(), EntryFor(job)); },
+        stop);
+    if (!listed.ok()) {
+      if (!back_off(listed.status(), "job_list_failed")) return;
       continue;
     }
-    std::string resource_version = list->resource_version;
-    Replace(std::move(list->jobs), list_started);
+    std::string resource_version = std::move(*listed);
+    Replace(std::move(fresh), list_started);
     failures = 0;
     while (!stop.stop_requested()) {
       {
@@ -93,10 +112,8 @@ void JobInformer::Run(const std::stop_token& stop) {
   }
 }
 
-void JobInformer::Replace(std::vector<Job> jobs, std::uint64_t list_started) {
-  std::unordered_map<std::string, Entry> fresh;
-  fresh.reserve(jobs.size());
-  for (const Job& job : jobs) fresh.emplace(job.name(), EntryFor(job));
+void JobInformer::Replace(std::unordered_map<std::string, Entry> fresh,
+                          std::uint64_t list_started) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Keep what this process wrote after the list began: the list's

@@ -12,9 +12,12 @@
 // it just deleted) so that a reader never sees a created Job as missing.
 // A relist keeps such entries written after the list began.
 //
-// Memory: each Job is kept as compact JSON text without managedFields, plus
-// the few fields the counts need, not as a parsed tree (a parsed Job costs
-// several times its text), so 10,000 Jobs fit in tens of MB.
+// Memory: the cache keeps what a controller reads of a Job, its metadata
+// (without managedFields and without the `task` annotation, which can be
+// 256 KiB) and its status, as compact JSON text rather than a parsed tree
+// (which costs several times its text); the spec is left out. A list is
+// turned into entries page by page. So 10,000 Jobs take a few MB. Readers
+// that need a whole Job (`jobs -o json`, requeue) ask the API.
 //
 // Thread-safety: Run on one thread; every other method from any thread.
 #ifndef CRUNCHER_KUBE_JOB_INFORMER_H_
@@ -70,7 +73,8 @@ class JobInformer {
     std::uint64_t written = 0;  // write_seq_ when Put by this process
   };
   static Entry EntryFor(const Job& job);
-  void Replace(std::vector<Job> jobs, std::uint64_t list_started);
+  void Replace(std::unordered_map<std::string, Entry> fresh,
+               std::uint64_t list_started);
   void Apply(const WatchEvent& event);
 
   JobClient& client_;

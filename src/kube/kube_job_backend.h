@@ -4,7 +4,9 @@
 // backend runs one (a long-running controller: the dispatcher's unfinished
 // count and its on-success checks are map look-ups, not requests), or
 // straight from the API (one-shot CLI commands, where a list + watch would
-// cost more than the one list they need).
+// cost more than the one list they need). Jobs read from the cache are
+// partial: metadata without the `task` annotation, and status; no spec (see
+// JobInformer).
 //
 // A create whose outcome is unknown (the connection broke after the POST
 // was sent; a 5xx) is never blindly repeated: the backend looks the Job up

@@ -78,3 +78,28 @@ TEST(JsonLimitsTest, ParseJsonRefusesNumbersBeyondADouble) {
 
 }  // namespace
 }  // namespace cruncher
+
+namespace cruncher {
+namespace {
+
+TEST(ParseJsonDropping, LeavesOutTheNamedMembersAtAnyDepth) {
+  auto parsed = ParseJsonDropping(
+      R"({"items":[{"metadata":{"name":"a","managedFields":[{"x":1}]}},)"
+      R"({"metadata":{"name":"b"}}],"managedFields":2,"keep":"managedFields"})",
+      "managedFields");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(*parsed,
+            nlohmann::json::parse(
+                R"({"items":[{"metadata":{"name":"a"}},)"
+                R"({"metadata":{"name":"b"}}],"keep":"managedFields"})"));
+}
+
+TEST(ParseJsonDropping, RefusesWhatParseJsonRefuses) {
+  EXPECT_FALSE(ParseJsonDropping("{\"a\":", "a").ok());
+  EXPECT_FALSE(
+      ParseJsonDropping(std::string(200, '[') + std::string(200, ']'), "a")
+          .ok());
+}
+
+}  // namespace
+}  // namespace cruncher
