@@ -3,11 +3,13 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <regex>
 #include <system_error>
+#include <thread>
 
 namespace cruncher::cli {
 namespace {
@@ -25,19 +27,9 @@ std::string DefaultDataDir() {
   return ".cruncher";
 }
 
-Status CheckDataDir(const BackendOptions& options) {
-  std::error_code ec;
-  if (options.create || std::filesystem::is_directory(options.data_dir, ec)) {
-    return Status::Ok();
-  }
-  return NotFound("no such data directory: " + options.data_dir +
-                  " (check --data-dir or CRUNCHER_DATA_DIR; `cruncher send` "
-                  "and `cruncher local serve` create it)");
-}
-
 }  // namespace
 
-void AddBackendOptions(CLI::App* cmd, BackendOptions& options) {
+void AddBackendOptions(CLI::App* cmd, app::BackendOptions& options) {
   options.data_dir = DefaultDataDir();
   if (const char* q = std::getenv("CRUNCHER_QUEUE"); q && *q) options.queue = q;
   if (const char* u = std::getenv("CRUNCHER_QUEUE_URL"); u && *u) {
@@ -94,72 +86,39 @@ void AddBackendOptions(CLI::App* cmd, BackendOptions& options) {
       ->capture_default_str();
 }
 
-app::KubeBackendOptions KubeOptions(const BackendOptions& options) {
-  app::KubeBackendOptions kube;
-  kube.kubeconfig = options.kubeconfig;
-  kube.context = options.context;
-  kube.namespace_name = options.kube_namespace;
-  kube.qps = options.kube_qps;
-  kube.burst = options.kube_burst;
-  return kube;
-}
-
-Result<std::unique_ptr<JobBackend>> OpenJobBackend(
-    const BackendOptions& options) {
-  if (options.kubernetes()) {
-    CRUNCHER_ASSIGN_OR_RETURN(auto backend,
-                              app::OpenKubeJobBackend(KubeOptions(options)));
-    return std::unique_ptr<JobBackend>(std::move(backend));
-  }
-  CRUNCHER_ASSIGN_OR_RETURN(auto store, OpenJobStore(options));
-  return std::unique_ptr<JobBackend>(std::move(store));
-}
-
-Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
-    const BackendOptions& options, const QueueDefaults& defaults) {
-  const std::string queue = options.queue;
-  const std::string dlq = options.dlq_name();
-  CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(queue));
-  CRUNCHER_RETURN_IF_ERROR(local::ValidateQueueName(dlq));
-  CRUNCHER_RETURN_IF_ERROR(CheckDataDir(options));
-  CRUNCHER_ASSIGN_OR_RETURN(auto store,
-                            local::LocalQueueStore::Open(options.data_dir));
-  auto ensure = [&](const std::string& name, const local::QueueConfig& config) {
-    auto existing = store->GetQueue(name);
-    if (existing.ok()) return Status::Ok();
-    if (existing.status().code() != StatusCode::kNotFound)
-      return existing.status();
-    if (!options.create) {
-      return NotFound("no queue " + name + " in " + options.data_dir);
-    }
-    Status created = store->CreateQueue(name, config);
-    // Another process may have created it in between: that is fine.
-    return created.code() == StatusCode::kAlreadyExists ? Status::Ok()
-                                                        : created;
-  };
-  local::QueueConfig dlq_config;
-  dlq_config.retention_seconds = 1'209'600;  // 14 days, as AWS advises for DLQs
-  CRUNCHER_RETURN_IF_ERROR(ensure(dlq, dlq_config));
-  local::QueueConfig config;
-  config.visibility_timeout = defaults.visibility_timeout;
-  config.redrive = local::RedrivePolicy{dlq, defaults.max_receive_count};
-  CRUNCHER_RETURN_IF_ERROR(ensure(queue, config));
-  if (defaults.apply_to_existing) {
-    CRUNCHER_ASSIGN_OR_RETURN(local::QueueInfo info, store->GetQueue(queue));
-    if (info.config.visibility_timeout != config.visibility_timeout ||
-        info.config.redrive != config.redrive) {
-      info.config.visibility_timeout = config.visibility_timeout;
-      info.config.redrive = config.redrive;
-      CRUNCHER_RETURN_IF_ERROR(store->SetQueueConfig(queue, info.config));
-    }
-  }
-  return store;
-}
-
-Result<std::unique_ptr<local::LocalJobStore>> OpenJobStore(
-    const BackendOptions& options) {
-  CRUNCHER_RETURN_IF_ERROR(CheckDataDir(options));
-  return local::LocalJobStore::Open(options.data_dir);
+void AddRuntimeOptions(CLI::App* cmd, app::RuntimeOptions& o,
+                       std::string& ack_text) {
+  o.executor.slots =
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency()) * 4);
+  cmd->add_option("--slots", o.executor.slots,
+                  "Attempts that run at once (stands in for cluster capacity)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  cmd->add_option("--backoff-scale", o.executor.backoff_scale,
+                  "Multiply the retry backoff (10s, 20s, ... 6m) by this; "
+                  "e.g. 0.01 for tests")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  cmd->add_option("--ack", ack_text,
+                  "When to delete a message: on-create (once its Job exists) "
+                  "or on-success (once its Job completes; failures go to the "
+                  "DLQ through the redrive policy)")
+      ->check(CLI::IsMember({"on-create", "on-success"}))
+      ->capture_default_str();
+  cmd->add_option(
+         "--max-active", o.dispatcher.max_active,
+         "Stop receiving while this many Jobs are unfinished (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--create-qps", o.dispatcher.create_per_second,
+                  "At most this many Jobs created per second (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--visibility-timeout", o.dispatcher.visibility_seconds,
+                  "The queue's visibility timeout; with on-success, how long a "
+                  "message stays in flight between extensions")
+      ->check(CLI::Range(2, 43200))
+      ->capture_default_str();
 }
 
 Result<std::string> ResolveHost(const std::string& host) {

@@ -7,10 +7,10 @@
 #include <iostream>
 #include <thread>
 
+#include "app/local_runtime.h"
+#include "app/queue_backend.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/local_runtime.h"
-#include "cli/queue_backend.h"
 #include "dispatch/operations.h"
 #include "local/process.h"
 
@@ -109,21 +109,21 @@ int Run(const DemoOptions& o) {
       << kDemoTemplate;
   auto tmpl = JobTemplate::Load(template_path);
   if (!tmpl.ok()) return Fail(tmpl.status());
-  BackendOptions backend_options;
+  app::BackendOptions backend_options;
   backend_options.data_dir = data_dir;
-  auto queues = OpenQueueBackend(backend_options);
+  auto queues = app::OpenQueueBackend(backend_options);
   if (!queues.ok()) return Fail(queues.status());
-  auto store = OpenJobStore(backend_options);
+  auto store = app::OpenJobStore(backend_options);
   if (!store.ok()) return Fail(store.status());
   MessageQueue& queue = (*queues)->queue();
   local::LocalJobStore& jobs_store = **store;
 
-  RuntimeOptions runtime_options;
+  app::RuntimeOptions runtime_options;
   runtime_options.executor.slots = 4;
   runtime_options.executor.backoff_scale = o.backoff_scale;
   runtime_options.dispatcher.wait_seconds = 1;
-  LocalRuntime runtime(queue, (*queues)->dead_letter(), jobs_store, data_dir,
-                       *tmpl, runtime_options);
+  app::LocalRuntime runtime(queue, (*queues)->dead_letter(), jobs_store,
+                            data_dir, *tmpl, runtime_options);
   if (Status s = runtime.Start(); !s.ok()) return Fail(s);
 
   Say("Part 2: two tasks that succeed. Each message becomes a Job; the Job "

@@ -1,23 +1,23 @@
 // cruncher dlq list | redrive
 #include <iostream>
 
+#include "app/queue_backend.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/queue_backend.h"
 #include "dispatch/dispatcher.h"
 
 namespace cruncher::cli {
 namespace {
 
 struct DlqOptions {
-  BackendOptions backend;
+  app::BackendOptions backend;
   std::string output = "table";
   int limit = 100;
   long long max_messages = 0;
 };
 
 int RunList(const DlqOptions& o) {
-  auto queues = OpenQueueBackend(o.backend);
+  auto queues = app::OpenQueueBackend(o.backend);
   if (!queues.ok()) return Fail(queues.status());
   auto messages = (*queues)->ListDeadLetters(o.limit);
   if (!messages.ok()) return Fail(messages.status());
@@ -60,7 +60,7 @@ int RunList(const DlqOptions& o) {
 }
 
 int RunRedrive(const DlqOptions& o) {
-  auto queues = OpenQueueBackend(o.backend);
+  auto queues = app::OpenQueueBackend(o.backend);
   if (!queues.ok()) return Fail(queues.status());
   auto done = (*queues)->Redrive(o.max_messages);
   if (!done.ok()) return Fail(done.status());

@@ -9,7 +9,7 @@ namespace cruncher::cli {
 namespace {
 
 struct GcCommandOptions {
-  BackendOptions backend;
+  app::BackendOptions backend;
   std::string older_than = "0";
   bool include_failed = false;
 };
@@ -20,7 +20,7 @@ int Run(const GcCommandOptions& o) {
     std::cerr << "error: --older-than: " << age.status().message() << "\n";
     return kExitUsage;
   }
-  auto store = OpenJobBackend(o.backend);
+  auto store = app::OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   auto deleted = dispatch::CollectGarbage(**store, {*age, o.include_failed},
                                           SystemClock::Get().NowMillis());

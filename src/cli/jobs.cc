@@ -8,7 +8,7 @@ namespace cruncher::cli {
 namespace {
 
 struct JobsOptions {
-  BackendOptions backend;
+  app::BackendOptions backend;
   std::string state;
   std::string output = "table";
 };
@@ -23,7 +23,7 @@ int Run(const JobsOptions& o) {
       return kExitUsage;
     }
   }
-  auto store = OpenJobBackend(o.backend);
+  auto store = app::OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   auto all = (*store)->List();
   if (!all.ok()) return Fail(all.status());

@@ -9,7 +9,7 @@ namespace cruncher::cli {
 namespace {
 
 struct LogsOptions {
-  BackendOptions backend;
+  app::BackendOptions backend;
   std::string job;
   long long tail = -1;
   bool follow = false;
@@ -49,7 +49,7 @@ class StdoutSink final : public LogSink {
 };
 
 int Run(const LogsOptions& o) {
-  auto store = OpenJobBackend(o.backend);
+  auto store = app::OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   LogOptions options;
   options.tail_lines = o.tail;

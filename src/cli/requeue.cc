@@ -1,16 +1,16 @@
 // cruncher requeue JOB... | --all-failed
 #include <iostream>
 
+#include "app/queue_backend.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/queue_backend.h"
 #include "dispatch/operations.h"
 
 namespace cruncher::cli {
 namespace {
 
 struct RequeueOptions {
-  BackendOptions backend;
+  app::BackendOptions backend;
   std::vector<std::string> jobs;
   bool all_failed = false;
 };
@@ -21,9 +21,9 @@ int Run(const RequeueOptions& o) {
         << "error: name Jobs to requeue, or use --all-failed (not both)\n";
     return kExitUsage;
   }
-  auto store = OpenJobBackend(o.backend);
+  auto store = app::OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
-  auto queues = OpenQueueBackend(o.backend);
+  auto queues = app::OpenQueueBackend(o.backend);
   if (!queues.ok()) return Fail(queues.status());
   std::vector<std::string> names = o.jobs;
   if (o.all_failed) {

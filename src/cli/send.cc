@@ -6,16 +6,16 @@
 #include <fstream>
 #include <iostream>
 
+#include "app/queue_backend.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/queue_backend.h"
 #include "core/task.h"
 
 namespace cruncher::cli {
 namespace {
 
 struct SendOptions {
-  BackendOptions backend;
+  app::BackendOptions backend;
   std::vector<std::string> bodies;
   std::string file;
   std::optional<int> delay_seconds;  // unset: the queue's default
@@ -151,7 +151,7 @@ int Run(const SendOptions& o) {
   auto bodies = ReadBodies(o);
   if (!bodies.ok()) return Fail(bodies.status());
   if (Status s = Validate(*bodies); !s.ok()) return Fail(s);
-  auto backend = OpenQueueBackend(o.backend);
+  auto backend = app::OpenQueueBackend(o.backend);
   if (!backend.ok()) return Fail(backend.status());
   bool progress = !o.file.empty() && ::isatty(2);
   // Chunks of 100: one transaction locally (far fewer disk syncs than one

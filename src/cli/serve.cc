@@ -8,10 +8,10 @@
 #include <map>
 #include <optional>
 
+#include "app/local_runtime.h"
+#include "app/queue_backend.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/local_runtime.h"
-#include "cli/queue_backend.h"
 #include "core/job_name.h"
 #include "core/log.h"
 #include "dispatch/dispatcher.h"
@@ -30,8 +30,8 @@ struct EndpointFlags {
 
 struct ServeOptions {
   std::optional<EndpointFlags> endpoint;  // `local serve` only
-  BackendOptions backend;
-  RuntimeOptions runtime;
+  app::BackendOptions backend;
+  app::RuntimeOptions runtime;
   std::string ack = "on-create";
   std::string template_path;
   int max_receive_count = 5;
@@ -129,9 +129,9 @@ void LogStopped(const dispatch::DispatcherStats& st) {
 // the API server; the Job controller runs them. Reads (the unfinished count
 // for --max-active, on-success checks) come from an informer cache of this
 // queue's Jobs.
-int RunKubernetes(ServeOptions& o, QueueBackend& queues,
+int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
                   const JobTemplate& tmpl, const sigset_t& signals) {
-  app::KubeBackendOptions kube = KubeOptions(o.backend);
+  app::KubeBackendOptions kube = app::KubeOptions(o.backend);
   kube.cache = true;
   kube.queue_label = QueueLabelFor(queues.queue_name());
   auto backend = app::OpenKubeJobBackend(kube);
@@ -171,7 +171,7 @@ int Run(ServeOptions& o) {
   auto tmpl = JobTemplate::Load(o.template_path);
   if (!tmpl.ok()) return Fail(tmpl.status());
   o.runtime.dispatcher.ack = *dispatch::ParseAckStrategy(o.ack);
-  auto queues = OpenQueueBackend(
+  auto queues = app::OpenQueueBackend(
       o.backend,
       {o.max_receive_count, o.runtime.dispatcher.visibility_seconds, true});
   if (!queues.ok()) return Fail(queues.status());
@@ -184,7 +184,7 @@ int Run(ServeOptions& o) {
     }
     return RunKubernetes(o, **queues, *tmpl, signals);
   }
-  auto jobs = OpenJobStore(o.backend);
+  auto jobs = app::OpenJobStore(o.backend);
   if (!jobs.ok()) return Fail(jobs.status());
 
   std::unique_ptr<sqs::SqsEndpoint> endpoint;
@@ -220,8 +220,8 @@ int Run(ServeOptions& o) {
   }
   // After the endpoint: a port in use must fail the command before any
   // task is started or recovered.
-  LocalRuntime runtime((*queues)->queue(), (*queues)->dead_letter(), **jobs,
-                       o.backend.data_dir, *tmpl, o.runtime);
+  app::LocalRuntime runtime((*queues)->queue(), (*queues)->dead_letter(),
+                            **jobs, o.backend.data_dir, *tmpl, o.runtime);
   if (Status s = runtime.Start(); !s.ok()) return Fail(s);
   Log(LogLevel::kInfo, "serving",
       {{"data_dir", o.backend.data_dir},
@@ -232,7 +232,7 @@ int Run(ServeOptions& o) {
        {"slots", o.runtime.executor.slots},
        {"max_active", o.runtime.dispatcher.max_active},
        {"sqs", endpoint_fields}});
-  // The signal requests the dispatcher's stop (LocalRuntime::Stop), which
+  // The signal requests the dispatcher's stop (app::LocalRuntime::Stop), which
   // ends its long poll at once, local or SQS.
   WaitForSignal(signals);
   if (endpoint) endpoint->Stop();

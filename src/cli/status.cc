@@ -3,22 +3,22 @@
 #include <map>
 #include <optional>
 
+#include "app/queue_backend.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/queue_backend.h"
 
 namespace cruncher::cli {
 namespace {
 
 struct StatusOptions {
-  BackendOptions backend;
+  app::BackendOptions backend;
   std::string output = "table";
 };
 
 int Run(const StatusOptions& o) {
-  auto queues = OpenQueueBackend(o.backend);
+  auto queues = app::OpenQueueBackend(o.backend);
   if (!queues.ok()) return Fail(queues.status());
-  QueueBackend& q = **queues;
+  app::QueueBackend& q = **queues;
   auto depth = q.queue().Depth();
   if (!depth.ok()) return Fail(depth.status());
   std::optional<QueueDepth> dlq_depth;
@@ -27,7 +27,7 @@ int Run(const StatusOptions& o) {
     if (!d.ok()) return Fail(d.status());
     dlq_depth = *d;
   }
-  auto store = OpenJobBackend(o.backend);
+  auto store = app::OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   auto jobs = (*store)->List();
   if (!jobs.ok()) return Fail(jobs.status());

@@ -7,18 +7,18 @@
 // print the same output for both.
 //
 // Thread-safety: the MessageQueue contract; the rest from one thread.
-#ifndef CRUNCHER_CLI_QUEUE_BACKEND_H_
-#define CRUNCHER_CLI_QUEUE_BACKEND_H_
+#ifndef CRUNCHER_APP_QUEUE_BACKEND_H_
+#define CRUNCHER_APP_QUEUE_BACKEND_H_
 
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "cli/common.h"
+#include "app/backends.h"
 #include "core/message_queue.h"
 #include "local/queue_store.h"
 
-namespace cruncher::cli {
+namespace cruncher::app {
 
 class QueueBackend {
  public:
@@ -60,6 +60,6 @@ class QueueBackend {
 Result<std::unique_ptr<QueueBackend>> OpenQueueBackend(
     const BackendOptions& options, const QueueDefaults& defaults = {});
 
-}  // namespace cruncher::cli
+}  // namespace cruncher::app
 
-#endif  // CRUNCHER_CLI_QUEUE_BACKEND_H_
+#endif  // CRUNCHER_APP_QUEUE_BACKEND_H_

@@ -1,10 +1,10 @@
-#include "cli/queue_backend.h"
+#include "app/queue_backend.h"
 
 #include <set>
 
 #include "aws/sqs_client.h"
 
-namespace cruncher::cli {
+namespace cruncher::app {
 namespace {
 
 class LocalQueueBackend final : public QueueBackend {
@@ -159,4 +159,4 @@ Result<std::unique_ptr<QueueBackend>> OpenQueueBackend(
       std::move(store), options.queue, options.dlq_name()));
 }
 
-}  // namespace cruncher::cli
+}  // namespace cruncher::app

@@ -7,29 +7,23 @@
 // instead of running every task twice.
 //
 // Thread-safety: Start/Stop from one thread.
-#ifndef CRUNCHER_CLI_LOCAL_RUNTIME_H_
-#define CRUNCHER_CLI_LOCAL_RUNTIME_H_
+#ifndef CRUNCHER_APP_LOCAL_RUNTIME_H_
+#define CRUNCHER_APP_LOCAL_RUNTIME_H_
 
 #include <memory>
 #include <string>
 #include <thread>
 
-#include "cli/common.h"
 #include "core/template.h"
 #include "dispatch/dispatcher.h"
 #include "local/executor.h"
 
-namespace cruncher::cli {
+namespace cruncher::app {
 
 struct RuntimeOptions {
   local::ExecutorOptions executor;
   dispatch::DispatcherOptions dispatcher;
 };
-
-// Adds the executor and dispatcher flags (--slots, --backoff-scale, --ack,
-// --max-active, ...) to `cmd`.
-void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& options,
-                       std::string& ack_text);
 
 class LocalRuntime {
  public:
@@ -55,6 +49,6 @@ class LocalRuntime {
   std::jthread dispatch_thread_;
 };
 
-}  // namespace cruncher::cli
+}  // namespace cruncher::app
 
-#endif  // CRUNCHER_CLI_LOCAL_RUNTIME_H_
+#endif  // CRUNCHER_APP_LOCAL_RUNTIME_H_

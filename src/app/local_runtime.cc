@@ -1,4 +1,4 @@
-#include "cli/local_runtime.h"
+#include "app/local_runtime.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -9,42 +9,7 @@
 #include <fstream>
 #include <thread>
 
-namespace cruncher::cli {
-
-void AddRuntimeOptions(CLI::App* cmd, RuntimeOptions& o,
-                       std::string& ack_text) {
-  o.executor.slots =
-      static_cast<int>(std::max(1u, std::thread::hardware_concurrency()) * 4);
-  cmd->add_option("--slots", o.executor.slots,
-                  "Attempts that run at once (stands in for cluster capacity)")
-      ->check(CLI::Range(1, 10000))
-      ->capture_default_str();
-  cmd->add_option("--backoff-scale", o.executor.backoff_scale,
-                  "Multiply the retry backoff (10s, 20s, ... 6m) by this; "
-                  "e.g. 0.01 for tests")
-      ->check(CLI::Range(0.0, 100.0))
-      ->capture_default_str();
-  cmd->add_option("--ack", ack_text,
-                  "When to delete a message: on-create (once its Job exists) "
-                  "or on-success (once its Job completes; failures go to the "
-                  "DLQ through the redrive policy)")
-      ->check(CLI::IsMember({"on-create", "on-success"}))
-      ->capture_default_str();
-  cmd->add_option(
-         "--max-active", o.dispatcher.max_active,
-         "Stop receiving while this many Jobs are unfinished (0: no limit)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--create-qps", o.dispatcher.create_per_second,
-                  "At most this many Jobs created per second (0: no limit)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--visibility-timeout", o.dispatcher.visibility_seconds,
-                  "The queue's visibility timeout; with on-success, how long a "
-                  "message stays in flight between extensions")
-      ->check(CLI::Range(2, 43200))
-      ->capture_default_str();
-}
+namespace cruncher::app {
 
 LocalRuntime::LocalRuntime(MessageQueue& queue, MessageQueue* dead_letter,
                            local::LocalJobStore& jobs, std::string data_dir,
@@ -94,4 +59,4 @@ void LocalRuntime::Stop() {
   }
 }
 
-}  // namespace cruncher::cli
+}  // namespace cruncher::app
