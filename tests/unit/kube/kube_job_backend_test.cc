@@ -1,0 +1,268 @@
+// KubeJobBackend and JobInformer over a scripted transport: what a create
+// does when its outcome is unknown, paged lists, the cache kept by a watch,
+// and a relist after 410 Gone.
+#include "kube/kube_job_backend.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "fakes/fake_clock.h"
+#include "fakes/test_util.h"
+#include "kube/credentials.h"
+#include "test_util.h"
+
+namespace cruncher::kube {
+namespace {
+
+using aws::testing::FakeTransport;
+using nlohmann::json;
+
+json JobJson(const std::string& name, bool complete = false,
+             const std::string& rv = "10") {
+  json job = {{"apiVersion", "batch/v1"},
+              {"kind", "Job"},
+              {"metadata",
+               {{"name", name},
+                {"namespace", "ns"},
+                {"resourceVersion", rv},
+                {"creationTimestamp", "2026-12-01T00:00:00Z"},
+                {"labels", {{"app.kubernetes.io/managed-by", "cruncher"}}},
+                {"annotations",
+                 {{"task", "{\"n\":1}"}, {"cruncher.dev/message-id", "m-1"}}},
+                {"managedFields", json::array({{{"manager", "x"}}})}}},
+              {"spec", {{"template", json::object()}}},
+              {"status", json::object()}};
+  if (complete) {
+    job["status"] = {
+        {"succeeded", 1},
+        {"conditions",
+         json::array({{{"type", "Complete"}, {"status", "True"}}})}};
+  }
+  return job;
+}
+
+std::string Status404() {
+  return json({{"kind", "Status"},
+               {"reason", "NotFound"},
+               {"message", "jobs.batch \"j\" not found"},
+               {"code", 404}})
+      .dump();
+}
+
+class KubeJobBackendTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<KubeJobBackend> Backend(FakeTransport::Script script,
+                                          bool cache = false) {
+    transport_ = std::make_shared<FakeTransport>(std::move(script));
+    ClusterConfig config;
+    config.server = "https://api.test";
+    config.namespace_name = "ns";
+    config.source = "test";
+    RestOptions options;
+    options.max_retries = 2;
+    auto rest = RestClient::Create(
+        config, std::make_shared<StaticCredentialProvider>("token"), transport_,
+        clock_, options);
+    EXPECT_TRUE(rest.ok());
+    return std::make_unique<KubeJobBackend>(std::move(*rest),
+                                            KubeJobBackendOptions{"", cache});
+  }
+
+  testing::FakeClock clock_;
+  std::shared_ptr<FakeTransport> transport_;
+};
+
+TEST_F(KubeJobBackendTest, ACreateWhoseAnswerWasLostIsLookedUpNotRepeated) {
+  auto backend = Backend([](const net::HttpRequest& r, int n) {
+    if (n == 0) {
+      EXPECT_EQ(r.method, "POST");
+      return FakeTransport::ConnectionFailure();
+    }
+    EXPECT_EQ(r.method, "GET");
+    EXPECT_EQ(r.url, "https://api.test/apis/batch/v1/namespaces/ns/jobs/j");
+    return FakeTransport::Reply(200, JobJson("j").dump());
+  });
+  Status created = backend->Create(JobJson("j"));
+  EXPECT_EQ(created.code(), StatusCode::kAlreadyExists) << created.ToString();
+  EXPECT_EQ(transport_->requests().size(), 2u);
+}
+
+TEST_F(KubeJobBackendTest, ACreateThatDidNotLandIsRepeatedOnceAfterLooking) {
+  auto backend = Backend([](const net::HttpRequest&, int n) {
+    switch (n) {
+      case 0:
+        return FakeTransport::Reply(503, "{}");  // a POST is not retried
+      case 1:
+        return FakeTransport::Reply(404, Status404());
+      default:
+        return FakeTransport::Reply(201, JobJson("j").dump());
+    }
+  });
+  EXPECT_TRUE(backend->Create(JobJson("j")).ok());
+  auto requests = transport_->requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].method, "POST");
+  EXPECT_EQ(requests[1].method, "GET");
+  EXPECT_EQ(requests[2].method, "POST");
+}
+
+TEST_F(KubeJobBackendTest, AlreadyExistsAndRejectionsAreReportedAsSuch) {
+  auto backend = Backend([](const net::HttpRequest& r, int) {
+    const bool bad = r.body.find("Bad_Name") != std::string::npos;
+    return bad ? FakeTransport::Reply(422, json({{"kind", "Status"},
+                                                 {"reason", "Invalid"},
+                                                 {"message",
+                                                  "Job.batch \"b\" is invalid: "
+                                                  "spec.template...name"}})
+                                               .dump())
+               : FakeTransport::Reply(
+                     409, json({{"kind", "Status"},
+                                {"reason", "AlreadyExists"},
+                                {"message", "jobs.batch \"j\" already exists"}})
+                              .dump());
+  });
+  EXPECT_EQ(backend->Create(JobJson("j")).code(), StatusCode::kAlreadyExists);
+  json bad = JobJson("b");
+  bad["spec"]["template"]["name"] = "Bad_Name";
+  Status rejected = backend->Create(bad);
+  EXPECT_EQ(rejected.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(rejected.message().find("422 Invalid"), std::string::npos)
+      << rejected.message();
+  EXPECT_EQ(transport_->requests().size(), 2u);  // neither is looked up
+}
+
+TEST_F(KubeJobBackendTest, ListPagesAndOrdersOldestFirst) {
+  auto backend = Backend([](const net::HttpRequest& r, int n) {
+    EXPECT_NE(r.url.find("labelSelector=app.kubernetes.io%2Fmanaged-by%3D"
+                         "cruncher"),
+              std::string::npos)
+        << r.url;
+    EXPECT_NE(r.url.find("limit=500"), std::string::npos) << r.url;
+    json page = {{"items", json::array()}, {"metadata", json::object()}};
+    if (n == 0) {
+      json newer = JobJson("b");
+      newer["metadata"]["creationTimestamp"] = "2026-12-01T00:00:09Z";
+      page["items"].push_back(newer);
+      page["metadata"]["continue"] = "tok";
+      page["metadata"]["resourceVersion"] = "77";
+    } else {
+      EXPECT_NE(r.url.find("continue=tok"), std::string::npos) << r.url;
+      page["items"].push_back(JobJson("a"));
+    }
+    return FakeTransport::Reply(200, page.dump());
+  });
+  auto jobs = backend->List();
+  ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].name(), "a");
+  EXPECT_EQ((*jobs)[1].name(), "b");
+  // Without managedFields, which no reader needs.
+  EXPECT_FALSE((*jobs)[0].json()["metadata"].contains("managedFields"));
+}
+
+// The cache: listed, then kept current by a watch; a 410 inside the stream
+// makes it list again.
+TEST_F(KubeJobBackendTest, TheCacheFollowsTheWatchAndRelistsAfterGone) {
+  std::atomic<int> lists{0};
+  std::atomic<int> watches{0};
+  clock_.set_auto_advance(true);
+  auto backend = Backend(
+      [&](const net::HttpRequest& r, int) {
+        if (r.url.find("watch=1") == std::string::npos) {
+          ++lists;
+          json page = {{"items", json::array({JobJson("a")})},
+                       {"metadata", {{"resourceVersion", "100"}}}};
+          return FakeTransport::Reply(200, page.dump());
+        }
+        const int w = ++watches;
+        net::HttpOutcome out = FakeTransport::Reply(200, "");
+        if (w == 1) {
+          EXPECT_NE(r.url.find("resourceVersion=100"), std::string::npos);
+          EXPECT_NE(r.url.find("allowWatchBookmarks=true"), std::string::npos);
+          // Split across chunks, as a stream arrives.
+          std::string events =
+              json({{"type", "ADDED"}, {"object", JobJson("b", false, "101")}})
+                  .dump() +
+              "\n" +
+              json(
+                  {{"type", "MODIFIED"}, {"object", JobJson("a", true, "102")}})
+                  .dump() +
+              "\n" +
+              json({{"type", "ERROR"},
+                    {"object",
+                     {{"kind", "Status"},
+                      {"code", 410},
+                      {"reason", "Expired"},
+                      {"message", "too old resource version"}}}})
+                  .dump() +
+              "\n";
+          const std::size_t half = events.size() / 2;
+          if (r.on_body(std::string_view(events).substr(0, half))) {
+            r.on_body(std::string_view(events).substr(half));
+          }
+          return out;
+        }
+        // Later watches: held open until the test stops the backend.
+        while (!r.stop.stop_requested()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        out.stopped = true;
+        out.status = Unavailable("stopped");
+        return out;
+      },
+      /*cache=*/true);
+  ASSERT_TRUE(testing::WaitFor([&] { return watches.load() >= 2; }));
+  EXPECT_EQ(lists.load(), 2);  // the first list, and the one after 410
+  // The relist's snapshot (only "a", not complete) replaced the cache.
+  auto unfinished = backend->CountUnfinished();
+  ASSERT_TRUE(unfinished.ok());
+  EXPECT_EQ(*unfinished, 1);
+  auto a = backend->Get("a");
+  ASSERT_TRUE(a.ok());
+  // The cache keeps status and metadata, not the task or the spec.
+  EXPECT_EQ(a->annotation("cruncher.dev/message-id"), "m-1");
+  EXPECT_EQ(a->task(), "");
+  EXPECT_FALSE(a->json().contains("spec"));
+  EXPECT_EQ(backend->informer()->lists(), 2u);
+}
+
+TEST_F(KubeJobBackendTest, AJobCreatedHereIsInTheCacheAtOnce) {
+  clock_.set_auto_advance(true);
+  std::atomic<bool> listed{false};
+  auto backend = Backend(
+      [&](const net::HttpRequest& r, int) {
+        if (r.method == "POST") {
+          return FakeTransport::Reply(201, JobJson("new").dump());
+        }
+        if (r.url.find("watch=1") == std::string::npos) {
+          listed = true;
+          return FakeTransport::Reply(
+              200, json({{"items", json::array()},
+                         {"metadata", {{"resourceVersion", "5"}}}})
+                       .dump());
+        }
+        while (!r.stop.stop_requested()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        net::HttpOutcome out;
+        out.stopped = true;
+        out.status = Unavailable("stopped");
+        return out;
+      },
+      /*cache=*/true);
+  ASSERT_TRUE(testing::WaitFor([&] { return listed.load(); }));
+  ASSERT_TRUE(backend->informer()->WaitForSync({}));
+  ASSERT_TRUE(backend->Create(JobJson("new")).ok());
+  EXPECT_EQ(backend->informer()->size(), 1u);
+  auto unfinished = backend->CountUnfinished();
+  ASSERT_TRUE(unfinished.ok());
+  EXPECT_EQ(*unfinished, 1);
+}
+
+}  // namespace
+}  // namespace cruncher::kube
