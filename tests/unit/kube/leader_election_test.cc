@@ -504,6 +504,30 @@ TEST_F(LeaderElectionTest, AStopEndsTheWorkThenReleasesTheLease) {
   EXPECT_EQ(a.transport().count(), 4);
 }
 
+TEST_F(LeaderElectionTest, AReleaseThatHangsIsGivenUpAtTheRenewDeadline) {
+  Candidate a(server_, clock_, "a");
+  a.Start();
+  ASSERT_TRUE(a.seen.WaitFor([&] { return a.seen.started_at.has_value(); }));
+  WaitSleepers(2);
+  server_.set_intercept(
+      [](const net::HttpRequest& request) -> std::optional<net::HttpOutcome> {
+        return FakeHttpTransport::Hang(request);
+      });
+  a.Stop();
+  // The release's PUT hangs; only the bound on it sleeps.
+  ASSERT_TRUE(a.transport().WaitFor(
+      [](int count, int in_flight) { return count == 3 && in_flight == 1; }));
+  WaitSleepers(1);
+  clock_.Set(t0_ + 9999);
+  Linger();
+  EXPECT_FALSE(a.seen.result.has_value());
+  clock_.Set(t0_ + 10'000);
+  ASSERT_TRUE(a.seen.WaitFor([&] { return a.seen.result.has_value(); }));
+  EXPECT_TRUE(a.seen.result->ok());  // a shutdown, not a failure
+  EXPECT_TRUE(a.seen.stopped_at.has_value());
+  EXPECT_EQ(server_.Record().holder, "a");  // left to expire
+}
+
 TEST_F(LeaderElectionTest, WorkThatReturnsOnItsOwnReleasesTheLease) {
   Candidate a(server_, clock_, "a", /*work_returns_at_once=*/true);
   a.Start();
