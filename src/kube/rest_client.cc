@@ -77,9 +77,11 @@ Status ErrorResponse(const ApiRequest& request, long http,
   std::string message;
   ApiError api = ParseApiError(http, body, message);
   if (error != nullptr) *error = api;
-  return Status(StatusCodeForHttp(http, api.reason),
-                request.method + " " + request.path + ": " +
-                    std::to_string(http) + " " + api.reason + ": " + message);
+  std::string text = request.method + " " + request.path + ": " +
+                     std::to_string(http) + " " + api.reason;
+  // An empty body (a bare 429) has nothing more to say.
+  if (!message.empty()) text += ": " + message;
+  return Status(StatusCodeForHttp(http, api.reason), std::move(text));
 }
 
 bool IsIdempotent(const std::string& method) { return method != "POST"; }
@@ -294,7 +296,14 @@ net::HttpOutcome RestClient::SendWithRetries(
     }
     ++retries;
     if (!clock_.SleepFor(delay, stop)) {
-      failure = out.status;
+      // Stopped while waiting to retry: the answer we hold (a 429, a 503)
+      // is not what the caller should act on, the stop is.
+      const std::string last = out.status.ok()
+                                   ? std::to_string(out.response.status)
+                                   : out.status.message();
+      failure = Unavailable(request.method + " " + request.path +
+                            ": stopped while waiting to retry after " + last);
+      out.stopped = true;
       return out;
     }
   }

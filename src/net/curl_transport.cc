@@ -295,6 +295,10 @@ class CurlHttpTransport::Loop {
         x->out.status =
             Unavailable(Describe(request) + ": response body over " +
                         std::to_string(request.max_body_bytes) + " bytes");
+        // The server did answer: keep its status, so that a client does
+        // not retry as after a connection failure and meet the same body.
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE,
+                          &x->out.response.status);
       } else {
         x->out.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
         x->out.stopped = x->handler_ended;

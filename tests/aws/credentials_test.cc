@@ -6,23 +6,25 @@
 
 #include "aws/aws_config.h"
 #include "aws/encoding.h"
+#include "fakes/fake_http_transport.h"
+#include "fakes/test_util.h"
 #include "test_http_server.h"
-#include "test_util.h"
 
 namespace cruncher::aws {
 namespace {
 
-using testing::FakeTransport;
-using testing::TempDir;
+using cruncher::testing::FakeHttpTransport;
+using cruncher::testing::TempDir;
 using testing::TestHttpReply;
 using testing::TestHttpRequest;
 using testing::TestHttpServer;
 
 std::shared_ptr<net::HttpTransport> NoNetwork() {
-  return std::make_shared<FakeTransport>([](const net::HttpRequest& r, int) {
-    ADD_FAILURE() << "unexpected request to " << r.url;
-    return FakeTransport::ConnectionFailure();
-  });
+  return std::make_shared<FakeHttpTransport>(
+      [](const net::HttpRequest& r, int) {
+        ADD_FAILURE() << "unexpected request to " << r.url;
+        return FakeHttpTransport::ConnectionFailure(r);
+      });
 }
 
 // An environment whose shared files live in `dir` (and do not exist unless

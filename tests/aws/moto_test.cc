@@ -17,16 +17,17 @@
 #include "aws/credentials.h"
 #include "aws/encoding.h"
 #include "aws/sqs_client.h"
+#include "fakes/fake_http_transport.h"
+#include "fakes/test_util.h"
 #include "moto_server.h"
 #include "test_http_server.h"
-#include "test_util.h"
 
 namespace cruncher::aws {
 namespace {
 
+using cruncher::testing::TempDir;
 using nlohmann::json;
 using testing::MotoServer;
-using testing::TempDir;
 using testing::TestHttpReply;
 using testing::TestHttpRequest;
 using testing::TestHttpServer;

@@ -7,21 +7,21 @@
 #include <thread>
 
 #include "fakes/fake_clock.h"
+#include "fakes/fake_http_transport.h"
 #include "fakes/test_util.h"
-#include "test_util.h"
 
 namespace cruncher::aws {
 namespace {
 
+using cruncher::testing::FakeHttpTransport;
+using cruncher::testing::RequestHeader;
 using nlohmann::json;
-using testing::FakeTransport;
-using testing::HeaderOf;
 
 constexpr char kQueue[] = "https://sqs.us-east-1.amazonaws.com/123456789012/q";
 
 struct Harness {
-  explicit Harness(FakeTransport::Script script, RetryPolicy retry = {})
-      : transport(std::make_shared<FakeTransport>(std::move(script))) {
+  explicit Harness(FakeHttpTransport::Handler script, RetryPolicy retry = {})
+      : transport(std::make_shared<FakeHttpTransport>(std::move(script))) {
     SqsClientConfig config;
     config.endpoint = "https://sqs.us-east-1.amazonaws.com";
     config.region = "us-east-1";
@@ -37,7 +37,7 @@ struct Harness {
         clock);
   }
   cruncher::testing::FakeClock clock{1440938160000};  // 2015-08-30T12:36:00Z
-  std::shared_ptr<FakeTransport> transport;
+  std::shared_ptr<FakeHttpTransport> transport;
   std::vector<Millis> sleeps;
   std::unique_ptr<SqsClient> client;
 };
@@ -46,7 +46,7 @@ net::HttpOutcome SqsError(long status, const std::string& type,
                           const std::string& message,
                           std::map<std::string, std::string> headers = {}) {
   json body = {{"__type", "com.amazonaws.sqs#" + type}, {"message", message}};
-  return FakeTransport::Reply(status, body.dump(), std::move(headers));
+  return FakeHttpTransport::Reply(status, body.dump(), std::move(headers));
 }
 
 TEST(SqsClientTest, ReceiveSendsJsonProtocolRequestAndParsesMessages) {
@@ -63,7 +63,7 @@ TEST(SqsClientTest, ReceiveSendsJsonProtocolRequestAndParsesMessages) {
            {"MessageAttributes",
             {{"reason", {{"DataType", "String"}, {"StringValue", "bad"}}},
              {"blob", {{"DataType", "Binary"}, {"BinaryValue", "AAH/"}}}}}}}}};
-    return FakeTransport::Reply(200, reply.dump());
+    return FakeHttpTransport::Reply(200, reply.dump());
   });
   auto messages = h.client->ReceiveMessage(kQueue, 10, 20, 45);
   ASSERT_TRUE(messages.ok()) << messages.status().ToString();
@@ -83,10 +83,11 @@ TEST(SqsClientTest, ReceiveSendsJsonProtocolRequestAndParsesMessages) {
   const net::HttpRequest& r = requests[0];
   EXPECT_EQ(r.method, "POST");
   EXPECT_EQ(r.url, "https://sqs.us-east-1.amazonaws.com/");
-  EXPECT_EQ(HeaderOf(r, "X-Amz-Target"), "AmazonSQS.ReceiveMessage");
-  EXPECT_EQ(HeaderOf(r, "Content-Type"), "application/x-amz-json-1.0");
-  EXPECT_NE(HeaderOf(r, "Authorization").find("/us-east-1/sqs/aws4_request"),
-            std::string::npos);
+  EXPECT_EQ(RequestHeader(r, "X-Amz-Target"), "AmazonSQS.ReceiveMessage");
+  EXPECT_EQ(RequestHeader(r, "Content-Type"), "application/x-amz-json-1.0");
+  EXPECT_NE(
+      RequestHeader(r, "Authorization").find("/us-east-1/sqs/aws4_request"),
+      std::string::npos);
   EXPECT_GT(r.timeout_ms, 20000);  // above the long-poll wait
   json body = json::parse(r.body);
   EXPECT_EQ(body["QueueUrl"], kQueue);
@@ -107,7 +108,7 @@ TEST(SqsClientTest, ResponsesNestedTooDeeplyOrNotObjectsAreErrors) {
                            std::string(100000, ']') + "}";
   for (const std::string& body : {deep, std::string("[1, 2]")}) {
     Harness h([&](const net::HttpRequest&, int) {
-      return FakeTransport::Reply(200, body);
+      return FakeHttpTransport::Reply(200, body);
     });
     auto messages = h.client->ReceiveMessage(kQueue, 10, 0, std::nullopt);
     ASSERT_FALSE(messages.ok());
@@ -120,7 +121,7 @@ TEST(SqsClientTest, ResponsesNestedTooDeeplyOrNotObjectsAreErrors) {
   }
   // An error response that deep still yields the HTTP status.
   Harness h([&](const net::HttpRequest&, int) {
-    return FakeTransport::Reply(400, std::string(100000, '{'));
+    return FakeHttpTransport::Reply(400, std::string(100000, '{'));
   });
   auto sent = h.client->SendMessage(kQueue, OutgoingMessage{"x", {}, 0});
   ASSERT_FALSE(sent.ok());
@@ -130,7 +131,7 @@ TEST(SqsClientTest, ResponsesNestedTooDeeplyOrNotObjectsAreErrors) {
 
 TEST(SqsClientTest, ReceiveValidatesArguments) {
   Harness h([](const net::HttpRequest&, int) {
-    return FakeTransport::Reply(200, "{}");
+    return FakeHttpTransport::Reply(200, "{}");
   });
   EXPECT_EQ(h.client->ReceiveMessage(kQueue, 11, 0, {}).status().code(),
             StatusCode::kInvalidArgument);
@@ -165,7 +166,7 @@ TEST(SqsClientTest, RetriesThrottlingAnd5xxThenSucceedsAndRefunds) {
   Harness h([](const net::HttpRequest&, int n) {
     if (n == 0) return SqsError(400, "RequestThrottled", "slow down");
     if (n == 1) return SqsError(503, "ServiceUnavailable", "");
-    return FakeTransport::Reply(200, R"({"MessageId": "id-1"})");
+    return FakeHttpTransport::Reply(200, R"({"MessageId": "id-1"})");
   });
   auto r = h.client->SendMessage(kQueue, {"{}", {}, 0});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -180,7 +181,7 @@ TEST(SqsClientTest, RetriesThrottlingAnd5xxThenSucceedsAndRefunds) {
 // and a stop ends them (and the receive, with nothing) at once.
 TEST(SqsClientTest, ReceiveRetryBackoffEndsOnStop) {
   auto transport =
-      std::make_shared<FakeTransport>([](const net::HttpRequest&, int) {
+      std::make_shared<FakeHttpTransport>([](const net::HttpRequest&, int) {
         return SqsError(503, "ServiceUnavailable", "");
       });
   cruncher::testing::FakeClock clock;
@@ -231,8 +232,8 @@ TEST(SqsClientTest, RetryBudgetRunsOut) {
   RetryPolicy retry;
   retry.max_attempts = 1000;
   Harness h(
-      [](const net::HttpRequest&, int) {
-        return FakeTransport::ConnectionFailure(/*timed_out=*/true);
+      [](const net::HttpRequest& r, int) {
+        return FakeHttpTransport::ConnectionFailure(r, /*timed_out=*/true);
       },
       retry);
   auto r = h.client->SendMessage(kQueue, {"{}", {}, 0});
@@ -253,8 +254,8 @@ TEST(SqsClientTest, CorrectsClockSkewFromDateHeader) {
                       "than 20150830T134100Z (20150830T133600Z - 5 min.)",
                       {{"date", "Sun, 30 Aug 2015 13:36:00 GMT"}});
     }
-    EXPECT_EQ(HeaderOf(r, "X-Amz-Date"), "20150830T133600Z");
-    return FakeTransport::Reply(200, R"({"MessageId": "id"})");
+    EXPECT_EQ(RequestHeader(r, "X-Amz-Date"), "20150830T133600Z");
+    return FakeHttpTransport::Reply(200, R"({"MessageId": "id"})");
   });
   auto r = h.client->SendMessage(kQueue, {"{}", {}, 0});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -267,24 +268,24 @@ TEST(SqsClientTest, BatchRetriesOnlyServerFaultEntries) {
     json body = json::parse(r.body);
     if (n == 0) {
       EXPECT_EQ(body["Entries"].size(), 3u);
-      return FakeTransport::Reply(200,
-                                  json({{"Successful", {{{"Id", "0"}}}},
-                                        {"Failed",
-                                         {{{"Id", "1"},
-                                           {"SenderFault", false},
-                                           {"Code", "InternalError"},
-                                           {"Message", "try again"}},
-                                          {{"Id", "2"},
-                                           {"SenderFault", true},
-                                           {"Code", "ReceiptHandleIsInvalid"},
-                                           {"Message", "bad handle"}}}}})
-                                      .dump());
+      return FakeHttpTransport::Reply(
+          200, json({{"Successful", {{{"Id", "0"}}}},
+                     {"Failed",
+                      {{{"Id", "1"},
+                        {"SenderFault", false},
+                        {"Code", "InternalError"},
+                        {"Message", "try again"}},
+                       {{"Id", "2"},
+                        {"SenderFault", true},
+                        {"Code", "ReceiptHandleIsInvalid"},
+                        {"Message", "bad handle"}}}}})
+                   .dump());
     }
     // Only the server-fault entry is retried.
     EXPECT_EQ(body["Entries"].size(), 1u);
     EXPECT_EQ(body["Entries"][0]["Id"], "1");
     EXPECT_EQ(body["Entries"][0]["ReceiptHandle"], "h1");
-    return FakeTransport::Reply(200, R"({"Successful": [{"Id": "1"}]})");
+    return FakeHttpTransport::Reply(200, R"({"Successful": [{"Id": "1"}]})");
   });
   auto results = h.client->DeleteMessageBatch(kQueue, {"h0", "h1", "h2"});
   ASSERT_EQ(results.size(), 3u);
@@ -300,7 +301,7 @@ TEST(SqsClientTest, BatchRetriesOnlyServerFaultEntries) {
 
 TEST(SqsClientTest, BatchEntriesMissingFromResponseAreFailures) {
   Harness h([](const net::HttpRequest&, int) {
-    return FakeTransport::Reply(200, R"({"Successful": [{"Id": "0"}]})");
+    return FakeHttpTransport::Reply(200, R"({"Successful": [{"Id": "0"}]})");
   });
   auto results = h.client->ChangeMessageVisibilityBatch(kQueue, {"a", "b"}, 30);
   ASSERT_EQ(results.size(), 2u);
@@ -327,7 +328,7 @@ TEST(SqsClientTest, SendBatchChunksByCountAndBytes) {
     EXPECT_LE(bytes, kMaxBatchPayloadBytes);
     std::lock_guard<std::mutex> lock(mu);
     chunk_sizes.push_back(body["Entries"].size());
-    return FakeTransport::Reply(200, ok.dump());
+    return FakeHttpTransport::Reply(200, ok.dump());
   });
   std::vector<OutgoingMessage> messages;
   for (int i = 0; i < 23; ++i)
@@ -349,7 +350,7 @@ TEST(SqsClientTest, SendBatchChunksByCountAndBytes) {
 
 TEST(SqsClientTest, SendMessageAttributes) {
   Harness h([](const net::HttpRequest&, int) {
-    return FakeTransport::Reply(200, R"({"MessageId": "x"})");
+    return FakeHttpTransport::Reply(200, R"({"MessageId": "x"})");
   });
   OutgoingMessage m{"body", {}, 5};
   m.attributes["reason"] = {"String", "missing variable"};
@@ -365,9 +366,9 @@ TEST(SqsClientTest, SendMessageAttributes) {
 TEST(SqsClientTest, RedrivePolicyAndDeadLetterQueueUrl) {
   Harness h([](const net::HttpRequest& r, int) {
     json body = json::parse(r.body);
-    std::string target = HeaderOf(r, "X-Amz-Target");
+    std::string target = RequestHeader(r, "X-Amz-Target");
     if (target == "AmazonSQS.GetQueueAttributes") {
-      return FakeTransport::Reply(
+      return FakeHttpTransport::Reply(
           200,
           json(
               {{"Attributes",
@@ -378,7 +379,7 @@ TEST(SqsClientTest, RedrivePolicyAndDeadLetterQueueUrl) {
     EXPECT_EQ(target, "AmazonSQS.GetQueueUrl");
     EXPECT_EQ(body["QueueName"], "q-dlq");
     EXPECT_EQ(body["QueueOwnerAWSAccountId"], "123456789012");
-    return FakeTransport::Reply(
+    return FakeHttpTransport::Reply(
         200,
         R"({"QueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/q-dlq"})");
   });
@@ -394,12 +395,13 @@ TEST(SqsClientTest, RedrivePolicyAndDeadLetterQueueUrl) {
 
 TEST(SqsClientTest, StartMessageMoveTaskRequest) {
   Harness h([](const net::HttpRequest& r, int) {
-    EXPECT_EQ(HeaderOf(r, "X-Amz-Target"), "AmazonSQS.StartMessageMoveTask");
+    EXPECT_EQ(RequestHeader(r, "X-Amz-Target"),
+              "AmazonSQS.StartMessageMoveTask");
     json body = json::parse(r.body);
     EXPECT_EQ(body["SourceArn"], "arn:aws:sqs:us-east-1:1:dlq");
     EXPECT_FALSE(body.contains("DestinationArn"));
     EXPECT_EQ(body["MaxNumberOfMessagesPerSecond"], 50);
-    return FakeTransport::Reply(200, R"({"TaskHandle": "handle-1"})");
+    return FakeHttpTransport::Reply(200, R"({"TaskHandle": "handle-1"})");
   });
   auto handle = h.client->StartMessageMoveTask("arn:aws:sqs:us-east-1:1:dlq",
                                                std::nullopt, 50);
@@ -409,8 +411,8 @@ TEST(SqsClientTest, StartMessageMoveTaskRequest) {
 
 TEST(OpenSqsTest, RegionAndEndpointFromQueueUrlAndOverrides) {
   auto transport =
-      std::make_shared<FakeTransport>([](const net::HttpRequest&, int) {
-        return FakeTransport::Reply(200, "{}");
+      std::make_shared<FakeHttpTransport>([](const net::HttpRequest&, int) {
+        return FakeHttpTransport::Reply(200, "{}");
       });
   AwsCredentials creds;
   creds.access_key_id = "A";

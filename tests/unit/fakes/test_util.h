@@ -35,6 +35,17 @@ class TempDir {
   TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return path_; }
 
+  // Writes `content` to path()/name and returns the full path.
+  std::string Write(const std::string& name, const std::string& content,
+                    bool executable = false) const {
+    std::string p = path_ + "/" + name;
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << content;
+    if (executable) {
+      std::filesystem::permissions(p, std::filesystem::perms::owner_all);
+    }
+    return p;
+  }
+
  private:
   std::string path_;
 };

@@ -12,14 +12,14 @@
 #include <thread>
 
 #include "fakes/fake_clock.h"
+#include "fakes/fake_http_transport.h"
 #include "fakes/test_util.h"
 #include "kube/credentials.h"
-#include "test_util.h"
 
 namespace cruncher::kube {
 namespace {
 
-using aws::testing::FakeTransport;
+using cruncher::testing::FakeHttpTransport;
 using nlohmann::json;
 
 json JobJson(const std::string& name, bool complete = false,
@@ -56,9 +56,9 @@ std::string Status404() {
 
 class KubeJobBackendTest : public ::testing::Test {
  protected:
-  std::unique_ptr<KubeJobBackend> Backend(FakeTransport::Script script,
+  std::unique_ptr<KubeJobBackend> Backend(FakeHttpTransport::Handler script,
                                           bool cache = false) {
-    transport_ = std::make_shared<FakeTransport>(std::move(script));
+    transport_ = std::make_shared<FakeHttpTransport>(std::move(script));
     ClusterConfig config;
     config.server = "https://api.test";
     config.namespace_name = "ns";
@@ -74,18 +74,18 @@ class KubeJobBackendTest : public ::testing::Test {
   }
 
   testing::FakeClock clock_;
-  std::shared_ptr<FakeTransport> transport_;
+  std::shared_ptr<FakeHttpTransport> transport_;
 };
 
 TEST_F(KubeJobBackendTest, ACreateWhoseAnswerWasLostIsLookedUpNotRepeated) {
   auto backend = Backend([](const net::HttpRequest& r, int n) {
     if (n == 0) {
       EXPECT_EQ(r.method, "POST");
-      return FakeTransport::ConnectionFailure();
+      return FakeHttpTransport::ConnectionFailure(r);
     }
     EXPECT_EQ(r.method, "GET");
     EXPECT_EQ(r.url, "https://api.test/apis/batch/v1/namespaces/ns/jobs/j");
-    return FakeTransport::Reply(200, JobJson("j").dump());
+    return FakeHttpTransport::Reply(200, JobJson("j").dump());
   });
   Status created = backend->Create(JobJson("j"));
   EXPECT_EQ(created.code(), StatusCode::kAlreadyExists) << created.ToString();
@@ -96,11 +96,11 @@ TEST_F(KubeJobBackendTest, ACreateThatDidNotLandIsRepeatedOnceAfterLooking) {
   auto backend = Backend([](const net::HttpRequest&, int n) {
     switch (n) {
       case 0:
-        return FakeTransport::Reply(503, "{}");  // a POST is not retried
+        return FakeHttpTransport::Reply(503, "{}");  // a POST is not retried
       case 1:
-        return FakeTransport::Reply(404, Status404());
+        return FakeHttpTransport::Reply(404, Status404());
       default:
-        return FakeTransport::Reply(201, JobJson("j").dump());
+        return FakeHttpTransport::Reply(201, JobJson("j").dump());
     }
   });
   EXPECT_TRUE(backend->Create(JobJson("j")).ok());
@@ -114,13 +114,14 @@ TEST_F(KubeJobBackendTest, ACreateThatDidNotLandIsRepeatedOnceAfterLooking) {
 TEST_F(KubeJobBackendTest, AlreadyExistsAndRejectionsAreReportedAsSuch) {
   auto backend = Backend([](const net::HttpRequest& r, int) {
     const bool bad = r.body.find("Bad_Name") != std::string::npos;
-    return bad ? FakeTransport::Reply(422, json({{"kind", "Status"},
-                                                 {"reason", "Invalid"},
-                                                 {"message",
-                                                  "Job.batch \"b\" is invalid: "
-                                                  "spec.template...name"}})
-                                               .dump())
-               : FakeTransport::Reply(
+    return bad ? FakeHttpTransport::Reply(422,
+                                          json({{"kind", "Status"},
+                                                {"reason", "Invalid"},
+                                                {"message",
+                                                 "Job.batch \"b\" is invalid: "
+                                                 "spec.template...name"}})
+                                              .dump())
+               : FakeHttpTransport::Reply(
                      409, json({{"kind", "Status"},
                                 {"reason", "AlreadyExists"},
                                 {"message", "jobs.batch \"j\" already exists"}})
@@ -154,7 +155,7 @@ TEST_F(KubeJobBackendTest, ListPagesAndOrdersOldestFirst) {
       EXPECT_NE(r.url.find("continue=tok"), std::string::npos) << r.url;
       page["items"].push_back(JobJson("a"));
     }
-    return FakeTransport::Reply(200, page.dump());
+    return FakeHttpTransport::Reply(200, page.dump());
   });
   auto jobs = backend->List();
   ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
@@ -177,10 +178,10 @@ TEST_F(KubeJobBackendTest, TheCacheFollowsTheWatchAndRelistsAfterGone) {
           ++lists;
           json page = {{"items", json::array({JobJson("a")})},
                        {"metadata", {{"resourceVersion", "100"}}}};
-          return FakeTransport::Reply(200, page.dump());
+          return FakeHttpTransport::Reply(200, page.dump());
         }
         const int w = ++watches;
-        net::HttpOutcome out = FakeTransport::Reply(200, "");
+        net::HttpOutcome out = FakeHttpTransport::Reply(200, "");
         if (w == 1) {
           EXPECT_NE(r.url.find("resourceVersion=100"), std::string::npos);
           EXPECT_NE(r.url.find("allowWatchBookmarks=true"), std::string::npos);
@@ -237,11 +238,11 @@ TEST_F(KubeJobBackendTest, AJobCreatedHereIsInTheCacheAtOnce) {
   auto backend = Backend(
       [&](const net::HttpRequest& r, int) {
         if (r.method == "POST") {
-          return FakeTransport::Reply(201, JobJson("new").dump());
+          return FakeHttpTransport::Reply(201, JobJson("new").dump());
         }
         if (r.url.find("watch=1") == std::string::npos) {
           listed = true;
-          return FakeTransport::Reply(
+          return FakeHttpTransport::Reply(
               200, json({{"items", json::array()},
                          {"metadata", {{"resourceVersion", "5"}}}})
                        .dump());
