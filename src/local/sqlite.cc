@@ -48,6 +48,14 @@ Status StatusFor(int rc, std::string msg) {
   return Internal(std::move(msg));
 }
 
+// Runs one statement that returns no rows through the statement cache.
+// BEGIN and COMMIT run once per transaction, and compiling them each time
+// (as Exec does) cost more than running them.
+Status RunCached(Database& db, std::string_view sql) {
+  CRUNCHER_ASSIGN_OR_RETURN(Statement st, db.Prepare(sql));
+  return st.Run();
+}
+
 }  // namespace
 
 void SetFaultInjector(std::shared_ptr<FaultInjector> injector) {
@@ -99,7 +107,10 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
   return db;
 }
 
-Database::~Database() { sqlite3_close_v2(db_); }
+Database::~Database() {
+  for (auto& [sql, cached] : statements_) sqlite3_finalize(cached.stmt);
+  sqlite3_close_v2(db_);
+}
 
 Status Database::Error(int rc, std::string_view what) const {
   return StatusFor(rc, "database " + path_ + ": " + std::string(what) + ": " +
@@ -119,11 +130,26 @@ Status Database::Exec(std::string_view sql) {
 }
 
 Result<Statement> Database::Prepare(std::string_view sql) {
+  auto it = statements_.find(sql);
+  if (it != statements_.end() && !it->second.in_use) {
+    it->second.in_use = true;
+    return Statement(this, it->second.stmt, &it->second.in_use);
+  }
+  // A text in use already (one caller holding two Statements of it) gets a
+  // statement of its own, finalized after use.
+  const bool keep =
+      it == statements_.end() && statements_.size() < kMaxCachedStatements;
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()),
-                              &stmt, nullptr);
+  int rc =
+      sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                         keep ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, nullptr);
   if (rc != SQLITE_OK) return Error(rc, "prepare " + std::string(sql));
-  return Statement(this, stmt);
+  // Text without a statement (a comment) prepares to null: nothing to keep.
+  if (!keep || stmt == nullptr) return Statement(this, stmt, nullptr);
+  CachedStatement& cached =
+      statements_.emplace(std::string(sql), CachedStatement{stmt, true})
+          .first->second;
+  return Statement(this, stmt, &cached.in_use);
 }
 
 int64_t Database::changes() const { return sqlite3_changes64(db_); }
@@ -135,7 +161,7 @@ Transaction::~Transaction() {
 
 Status Transaction::Begin() {
   writer_ = std::unique_lock<std::mutex>(db_.write_mutex());
-  Status s = db_.Exec("BEGIN IMMEDIATE");
+  Status s = RunCached(db_, "BEGIN IMMEDIATE");
   if (!s.ok()) {
     writer_.unlock();
     return s;
@@ -149,18 +175,32 @@ Status Transaction::Commit() {
     int rc = injector->BeforeCommit(db_.path());
     if (rc != SQLITE_OK) return db_.ErrorFromCode(rc, "COMMIT");
   }
-  CRUNCHER_RETURN_IF_ERROR(db_.Exec("COMMIT"));
+  CRUNCHER_RETURN_IF_ERROR(RunCached(db_, "COMMIT"));
   open_ = false;
   writer_.unlock();
   return Status::Ok();
 }
 
 Statement::Statement(Statement&& other) noexcept
-    : db_(other.db_), stmt_(other.stmt_), status_(std::move(other.status_)) {
+    : db_(other.db_),
+      stmt_(other.stmt_),
+      in_use_(other.in_use_),
+      status_(std::move(other.status_)) {
   other.stmt_ = nullptr;
+  other.in_use_ = nullptr;
 }
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() {
+  if (in_use_ == nullptr) {
+    sqlite3_finalize(stmt_);
+    return;
+  }
+  // Reset ends the statement's read of the database, as finalizing would;
+  // the next Prepare of its text then starts from a clean statement.
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  *in_use_ = false;
+}
 
 Statement& Statement::Bind(int index, int64_t value) {
   sqlite3_bind_int64(stmt_, index, value);

@@ -4,17 +4,24 @@
 // Connections are opened in WAL mode with a busy timeout, so several
 // processes (the CLI and `local serve`) share one data directory.
 //
-// Thread-safety: a Database is not synchronized; its owner serializes use.
+// A Database keeps the statements it prepared, by SQL text, and hands them
+// out again: compiling SQL costs more than running the short statements
+// the stores use (it was most of the SQS endpoint's CPU time).
+//
+// Thread-safety: a Database is not synchronized; its owner serializes use,
+// including the destruction of its Statements, which must not outlive it.
 #ifndef CRUNCHER_LOCAL_SQLITE_H_
 #define CRUNCHER_LOCAL_SQLITE_H_
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "core/status.h"
 
@@ -36,7 +43,10 @@ class Database {
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
+  // Runs `sql`, which may hold several statements, compiling it each time.
   Status Exec(std::string_view sql);
+  // One statement, fresh (reset, nothing bound). A text prepared before is
+  // not compiled again unless a Statement of it is still in use.
   Result<Statement> Prepare(std::string_view sql);
   int64_t changes() const;
   const std::string& path() const { return path_; }
@@ -56,9 +66,30 @@ class Database {
 
  private:
   Database(sqlite3* db, std::string path);
+
+  // A prepared statement kept for reuse; `in_use` while a Statement has it.
+  struct CachedStatement {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
+  // Lets Prepare look a string_view up without copying it into a string.
+  struct SqlHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view sql) const {
+      return std::hash<std::string_view>{}(sql);
+    }
+  };
+  // The stores prepare a few dozen fixed texts; the bound only keeps a
+  // caller that builds SQL text from values from growing the cache.
+  static constexpr size_t kMaxCachedStatements = 256;
+
   sqlite3* db_;
   std::string path_;
   std::shared_ptr<std::mutex> write_mutex_;
+  // Entries are never erased before the destructor, so a Statement may
+  // point at its entry's `in_use`.
+  std::unordered_map<std::string, CachedStatement, SqlHash, std::equal_to<>>
+      statements_;
 };
 
 // Test seam, in the spirit of leveldb's FaultInjectionTestEnv: lets a test
@@ -96,6 +127,8 @@ class Transaction {
   bool open_ = false;
 };
 
+// Destruction returns a cached statement to its Database (reset, bindings
+// cleared) and finalizes any other.
 class Statement {
  public:
   Statement(Statement&& other) noexcept;
@@ -118,9 +151,12 @@ class Statement {
 
  private:
   friend class Database;
-  Statement(Database* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  // `in_use`: the cache entry to give `stmt` back to, or null to finalize it.
+  Statement(Database* db, sqlite3_stmt* stmt, bool* in_use)
+      : db_(db), stmt_(stmt), in_use_(in_use) {}
   Database* db_;
   sqlite3_stmt* stmt_;
+  bool* in_use_;
   Status status_;
 };
 
