@@ -15,6 +15,7 @@
 #include "core/job_name.h"
 #include "core/log.h"
 #include "dispatch/dispatcher.h"
+#include "kube/leader_election.h"
 #include "sqs_endpoint/sqs_endpoint.h"
 
 namespace cruncher::cli {
@@ -36,6 +37,9 @@ struct ServeOptions {
   std::string template_path;
   int max_receive_count = 5;
   bool verbose = false;
+  // watch with the Kubernetes backend: run only while holding this Lease.
+  bool leader_elect = false;
+  std::string lease_name;  // "" = cruncher-<queue label>
 };
 
 void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
@@ -51,6 +55,15 @@ void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", o.verbose, "Log every Job created");
+  if (!o.endpoint) {
+    cmd->add_flag("--leader-elect", o.leader_elect,
+                  "Kubernetes backend: dispatch only while holding a Lease in "
+                  "the namespace, so that replicas never dispatch at once "
+                  "(lease 15s, renew deadline 10s, retry 2s)");
+    cmd->add_option("--lease-name", o.lease_name,
+                    "The Lease of --leader-elect (default: "
+                    "cruncher-<queue name>)");
+  }
   if (!o.endpoint) return;
   EndpointFlags& e = *o.endpoint;
   cmd->add_option("--sqs-port", e.port,
@@ -138,8 +151,44 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
   if (!backend.ok()) return Fail(backend.status());
   dispatch::Dispatcher dispatcher(queues.queue(), queues.dead_letter(),
                                   **backend, tmpl, o.runtime.dispatcher);
-  std::jthread dispatch_thread(
-      [&dispatcher](std::stop_token stop) { dispatcher.Run(stop); });
+  std::optional<kube::LeaseConfig> lease;
+  if (o.leader_elect) {
+    lease.emplace();
+    lease->namespace_name = (*backend)->namespace_name();
+    lease->name =
+        o.lease_name.empty() ? "cruncher-" + kube.queue_label : o.lease_name;
+    lease->identity = kube::DefaultLeaseIdentity();
+    if (Status valid = kube::ValidateLeaseConfig(*lease); !valid.ok()) {
+      return Fail(valid.WithContext("--leader-elect"));
+    }
+  }
+  kube::RestClient& rest = (*backend)->rest();
+  std::jthread dispatch_thread([&](std::stop_token stop) {
+    if (!lease) {
+      dispatcher.Run(stop);
+      return;
+    }
+    // A replica that loses the Lease stops dispatching at once and becomes
+    // a candidate again.
+    while (!stop.stop_requested()) {
+      kube::LeaderElector elector(rest, *lease, SystemClock::Get());
+      Status ended = elector.Run(
+          stop,
+          [&](std::stop_token leading) {
+            Log(LogLevel::kInfo, "leading",
+                {{"lease", lease->name}, {"identity", lease->identity}});
+            dispatcher.Run(leading);
+          },
+          [&] {
+            Log(LogLevel::kInfo, "stopped_leading",
+                {{"lease", lease->name}, {"identity", lease->identity}});
+          });
+      if (!ended.ok()) {
+        Log(LogLevel::kWarn, "leadership_lost",
+            {{"lease", lease->name}, {"error", ended.message()}});
+      }
+    }
+  });
   Log(LogLevel::kInfo, "watching",
       {{"queue", queues.queue_name()},
        {"dead_letter_queue", queues.dead_letter() != nullptr
@@ -150,7 +199,9 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
        {"backend", "kubernetes"},
        {"namespace", (*backend)->namespace_name()},
        {"selector", (*backend)->selector()},
-       {"max_active", o.runtime.dispatcher.max_active}});
+       {"max_active", o.runtime.dispatcher.max_active},
+       {"lease",
+        lease ? nlohmann::json(lease->name) : nlohmann::json(nullptr)}});
   WaitForSignal(signals);
   dispatch_thread.request_stop();
   dispatch_thread.join();

@@ -78,6 +78,18 @@ class JobBackend {
   // Deletes the Job and its attempts (background propagation on Kubernetes).
   virtual Status Delete(const std::string& name) = 0;
 
+  // Records why Cruncher acts on `job` (reason "Requeued",
+  // "GarbageCollected"; a one-line message) where the backend keeps such
+  // records for operators: a Kubernetes Event on the Job (`kubectl describe
+  // job`). The local store has no such record and keeps nothing. Best
+  // effort: a failure is logged, never returned, and never stops the act.
+  virtual void RecordAction(const Job& job, std::string_view reason,
+                            std::string_view message) {
+    (void)job;
+    (void)reason;
+    (void)message;
+  }
+
   // The number of Jobs of ours that are not finished (pending or running).
   virtual Result<int> CountUnfinished() = 0;
 

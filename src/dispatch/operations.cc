@@ -22,6 +22,9 @@ Result<std::string> RequeueJob(JobBackend& jobs, MessageQueue& queue,
     return sent.status().WithContext("requeue " + name + ": send to " +
                                      queue.name());
   }
+  jobs.RecordAction(job, "Requeued",
+                    "task sent back to " + queue.name() + " as message " +
+                        *sent + "; deleting the Job");
   Status deleted = jobs.Delete(name);
   if (!deleted.ok() && deleted.code() != StatusCode::kNotFound) {
     return deleted.WithContext("requeue " + name + ": task sent as message " +
@@ -42,6 +45,10 @@ Result<std::vector<std::string>> CollectGarbage(JobBackend& jobs,
       continue;
     }
     if (now - job.completed_at() < options.older_than) continue;
+    jobs.RecordAction(job, "GarbageCollected",
+                      "finished " + FormatAge(now - job.completed_at()) +
+                          " ago (" + std::string(JobStateName(state)) +
+                          "); deleting the Job");
     Status s = jobs.Delete(job.name());
     if (!s.ok() && s.code() != StatusCode::kNotFound) {
       return s.WithContext("gc");

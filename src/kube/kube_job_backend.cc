@@ -4,6 +4,8 @@
 #include <future>
 #include <utility>
 
+#include "core/log.h"
+
 namespace cruncher::kube {
 namespace {
 
@@ -30,7 +32,8 @@ KubeJobBackend::KubeJobBackend(std::unique_ptr<RestClient> rest,
                                KubeJobBackendOptions options)
     : rest_(std::move(rest)),
       jobs_(*rest_, rest_->namespace_name()),
-      selector_(SelectorFor(options)) {
+      selector_(SelectorFor(options)),
+      events_(*rest_, rest_->clock()) {
   if (options.cache) {
     informer_ = std::make_unique<JobInformer>(jobs_, selector_, rest_->clock());
     informer_thread_ = std::jthread(
@@ -116,6 +119,25 @@ Status KubeJobBackend::Delete(const std::string& name) {
     informer_->Remove(name);
   }
   return deleted;
+}
+
+void KubeJobBackend::RecordAction(const Job& job, std::string_view reason,
+                                  std::string_view message) {
+  auto metadata = job.json().find("metadata");
+  std::string uid;
+  if (metadata != job.json().end() && metadata->is_object()) {
+    auto u = metadata->find("uid");
+    if (u != metadata->end() && u->is_string()) uid = u->get<std::string>();
+  }
+  Status recorded =
+      events_.Record(JobRef{jobs_.namespace_name(), job.name(), uid}, reason,
+                     message, EventType::kNormal, stop_.get_token());
+  if (!recorded.ok()) {
+    Log(LogLevel::kWarn, "event_not_recorded",
+        {{"job", job.name()},
+         {"reason", std::string(reason)},
+         {"error", recorded.message()}});
+  }
 }
 
 Result<int> KubeJobBackend::CountUnfinished() {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/job_backend.h"
+#include "kube/events.h"
 #include "kube/job_client.h"
 #include "kube/job_informer.h"
 #include "kube/rest_client.h"
@@ -56,12 +57,17 @@ class KubeJobBackend final : public JobBackend {
   Result<std::vector<Job>> List() override;
   Status Delete(const std::string& name) override;
   Result<int> CountUnfinished() override;
+  // A Kubernetes Event on the Job (see EventRecorder).
+  void RecordAction(const Job& job, std::string_view reason,
+                    std::string_view message) override;
   Status StreamLogs(const std::string& name, const LogOptions& options,
                     LogSink& sink, std::stop_token stop) override;
 
   // The label selector of our Jobs.
   const std::string& selector() const { return selector_; }
   const std::string& namespace_name() const { return jobs_.namespace_name(); }
+  // The client, for what shares its connection and rate limit (the Lease).
+  RestClient& rest() { return *rest_; }
   // Null unless options.cache.
   const JobInformer* informer() const { return informer_.get(); }
 
@@ -72,6 +78,7 @@ class KubeJobBackend final : public JobBackend {
   std::unique_ptr<RestClient> rest_;
   JobClient jobs_;
   const std::string selector_;
+  EventRecorder events_;
   std::unique_ptr<JobInformer> informer_;
   std::stop_source stop_;
   std::jthread informer_thread_;  // last: stopped and joined first

@@ -154,6 +154,20 @@ def test_local_queue_to_kubernetes_jobs(kube, tmp_path):
         _wait(lambda: not jobs_in(kube, ns), 60, what="no Jobs after gc")
         _wait(lambda: not kube.get_json("-n", ns, "pods")["items"], 120,
               what="the Pods cascade-deleted")
+
+        # Each requeue and each collection left a Kubernetes Event on its Job.
+        def events(reason):
+            return kube.get_json("-n", ns, "events", "--field-selector",
+                                 f"reason={reason}")["items"]
+
+        requeued = events("Requeued")
+        assert [e["involvedObject"]["name"] for e in requeued] == [victim], requeued
+        assert requeued[0]["source"]["component"] == "cruncher"
+        assert "task sent back to tasks" in requeued[0]["message"], requeued[0]
+        collected = events("GarbageCollected")
+        assert len(collected) == 3, collected
+        assert all(e["involvedObject"]["kind"] == "Job" and e["involvedObject"]["uid"]
+                   for e in collected), collected
     finally:
         took = watch.stop()
     assert took < 10, f"watch took {took:.1f}s to stop"
@@ -244,3 +258,51 @@ def test_sqs_queue_url_defaults_to_kubernetes(kube, moto, tmp_path):
         assert attrs["ApproximateNumberOfMessagesNotVisible"] == "0", attrs
     finally:
         watch.stop()
+
+
+def test_two_replicas_with_leader_election(kube, tmp_path):
+    """Two `watch --leader-elect` on one queue: one dispatches; kill -9 it
+    and the other takes over within the lease duration; every message makes
+    exactly one Job."""
+    ns = new_namespace(kube)
+    template = tmp_path / "job.yaml"
+    template.write_text(TEMPLATE)
+    data = str(tmp_path / "data")
+    common = ["--local", "-t", str(template), "--data-dir", data, "--backend",
+              "kubernetes", "--leader-elect", *kube_args(kube, ns)]
+    _run([BIN, "send", "--data-dir", data, json.dumps({"cname": "c", "n": "0"})])
+    replicas = [Watch(tmp_path, common), Watch(tmp_path, common)]
+    try:
+        def leader():
+            leading = [w for w in replicas if '"leading"' in w.output()]
+            return leading if leading else None
+
+        first = _wait(leader, 60, what="a leader\n" + replicas[0].output())
+        assert len(first) == 1, [w.output() for w in replicas]
+        _wait(lambda: len(jobs_in(kube, ns)) == 1, 60, what="the first Job")
+        lease = kube.get_json("-n", ns, "lease", "cruncher-tasks")
+        assert lease["spec"]["holderIdentity"], lease
+
+        old, = first
+        other = next(w for w in replicas if w is not old)
+        old.proc.kill()  # kill -9: no release, the lease must expire
+        old.proc.wait(timeout=30)
+        old.log.close()
+        killed_at = time.monotonic()
+        bodies = [json.dumps({"cname": "c", "n": str(i)}) for i in range(1, 6)]
+        _run([BIN, "send", "--data-dir", data, *bodies])
+        _wait(lambda: '"leading"' in other.output(), 40,
+              what="the other replica leading\n" + other.output())
+        took = time.monotonic() - killed_at
+        assert took < 15 + 2 * 2 + 5, f"took over after {took:.1f}s"
+        _wait(lambda: len(jobs_in(kube, ns)) == 6, 60, what="6 Jobs\n" + other.output())
+        ids = [j["metadata"]["annotations"]["cruncher.dev/message-id"]
+               for j in jobs_in(kube, ns)]
+        assert len(set(ids)) == 6, ids  # no message made two Jobs
+        lease = kube.get_json("-n", ns, "lease", "cruncher-tasks")
+        assert lease["spec"]["leaseTransitions"] >= 1, lease
+        replicas = [other]
+    finally:
+        for w in replicas:
+            if w.proc.poll() is None:
+                w.stop()
