@@ -4,6 +4,8 @@
 #include <system_error>
 #include <utility>
 
+#include "core/job_name.h"
+
 namespace cruncher::app {
 namespace {
 
@@ -73,6 +75,8 @@ app::KubeBackendOptions KubeOptions(const BackendOptions& options) {
   kube.namespace_name = options.kube_namespace;
   kube.qps = options.kube_qps;
   kube.burst = options.kube_burst;
+  kube.queue_label = QueueLabelFor(
+      options.queue_url.empty() ? options.queue : options.queue_url);
   return kube;
 }
 

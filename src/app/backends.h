@@ -71,10 +71,10 @@ Result<std::unique_ptr<local::LocalJobStore>> OpenJobStore(
 // (read straight from the API: for one-shot commands).
 Result<std::unique_ptr<JobBackend>> OpenJobBackend(
     const BackendOptions& options);
-// The Kubernetes options as the app layer takes them.
-app::KubeBackendOptions KubeOptions(const BackendOptions& options);
 
-// The Kubernetes options of `options`, as OpenKubeJobBackend takes them.
+// The Kubernetes options of `options`, as OpenKubeJobBackend takes them,
+// scoped to the queue's Jobs (its cruncher.dev/queue label): commands act on
+// their own queue's Jobs, not on every queue's in the namespace.
 KubeBackendOptions KubeOptions(const BackendOptions& options);
 
 }  // namespace cruncher::app

@@ -30,7 +30,12 @@ int Run(const RequeueOptions& o) {
     auto all = (*store)->List();
     if (!all.ok()) return Fail(all.status());
     for (const auto& j : *all) {
-      if (j.state() == JobState::kFailed) names.push_back(j.name());
+      // This queue's failed Jobs (the local store holds every queue's).
+      const std::string origin = j.annotation(kQueueAnnotation);
+      if (j.state() == JobState::kFailed &&
+          (origin.empty() || origin == (*queues)->queue().name())) {
+        names.push_back(j.name());
+      }
     }
     if (names.empty()) std::cout << "no failed Jobs to requeue\n";
   }
@@ -57,7 +62,8 @@ void RegisterRequeue(CLI::App& app) {
       "Send finished Jobs' tasks back to the queue, then delete the Jobs");
   AddBackendOptions(cmd, o->backend);
   cmd->add_option("jobs", o->jobs, "Job names");
-  cmd->add_flag("--all-failed", o->all_failed, "Requeue every Failed Job");
+  cmd->add_flag("--all-failed", o->all_failed,
+                "Requeue every Failed Job of this queue");
   SetCommand(cmd, [o] { return Run(*o); });
 }
 

@@ -149,23 +149,29 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
   kube.queue_label = QueueLabelFor(queues.queue_name());
   auto backend = app::OpenKubeJobBackend(kube);
   if (!backend.ok()) return Fail(backend.status());
-  dispatch::Dispatcher dispatcher(queues.queue(), queues.dead_letter(),
-                                  **backend, tmpl, o.runtime.dispatcher);
   std::optional<kube::LeaseConfig> lease;
   if (o.leader_elect) {
     lease.emplace();
     lease->namespace_name = (*backend)->namespace_name();
     lease->name =
-        o.lease_name.empty() ? "cruncher-" + kube.queue_label : o.lease_name;
+        o.lease_name.empty() ? LeaseNameFor(queues.queue_name()) : o.lease_name;
     lease->identity = kube::DefaultLeaseIdentity();
     if (Status valid = kube::ValidateLeaseConfig(*lease); !valid.ok()) {
       return Fail(valid.WithContext("--leader-elect"));
     }
   }
   kube::RestClient& rest = (*backend)->rest();
+  // One dispatcher per leadership term: a term's on-success bookkeeping
+  // (receipt handles the next leader has since been given) dies with it.
+  auto dispatch = [&](std::stop_token stop) {
+    dispatch::Dispatcher dispatcher(queues.queue(), queues.dead_letter(),
+                                    **backend, tmpl, o.runtime.dispatcher);
+    dispatcher.Run(stop);
+    LogStopped(dispatcher.stats());
+  };
   std::jthread dispatch_thread([&](std::stop_token stop) {
     if (!lease) {
-      dispatcher.Run(stop);
+      dispatch(stop);
       return;
     }
     // A replica that loses the Lease stops dispatching at once and becomes
@@ -177,7 +183,7 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
           [&](std::stop_token leading) {
             Log(LogLevel::kInfo, "leading",
                 {{"lease", lease->name}, {"identity", lease->identity}});
-            dispatcher.Run(leading);
+            dispatch(leading);
           },
           [&] {
             Log(LogLevel::kInfo, "stopped_leading",
@@ -205,7 +211,6 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
   WaitForSignal(signals);
   dispatch_thread.request_stop();
   dispatch_thread.join();
-  LogStopped(dispatcher.stats());
   return kExitOk;
 }
 
@@ -219,6 +224,11 @@ int Run(ServeOptions& o) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  if (o.leader_elect && !o.backend.kubernetes()) {
+    std::cerr << "error: --leader-elect needs the Kubernetes backend "
+                 "(--backend kubernetes, or --queue-url)\n";
+    return kExitUsage;
+  }
   auto tmpl = JobTemplate::Load(o.template_path);
   if (!tmpl.ok()) return Fail(tmpl.status());
   o.runtime.dispatcher.ack = *dispatch::ParseAckStrategy(o.ack);

@@ -62,4 +62,24 @@ std::string QueueLabelFor(std::string_view queue) {
   return ToLabelValue(queue);
 }
 
+std::string LeaseNameFor(std::string_view queue) {
+  std::string readable;
+  for (char c : QueueLabelFor(queue)) {
+    if (readable.size() == 40) break;
+    const char lower =
+        static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool ok =
+        (lower >= 'a' && lower <= 'z') || (lower >= '0' && lower <= '9');
+    if (ok) {
+      readable.push_back(lower);
+    } else if (!readable.empty() && readable.back() != '-') {
+      readable.push_back('-');
+    }
+  }
+  while (!readable.empty() && readable.back() == '-') readable.pop_back();
+  std::string name = "cruncher-";
+  if (!readable.empty()) name += readable + "-";
+  return name + Sha256Hex(queue).substr(0, 10);
+}
+
 }  // namespace cruncher

@@ -36,6 +36,13 @@ std::string ToLabelValue(std::string_view text);
 // `kubectl get jobs -l cruncher.dev/queue=tasks` works for SQS too.
 std::string QueueLabelFor(std::string_view queue);
 
+// The default Lease of `watch --leader-elect` for `queue` (a name or an SQS
+// URL): "cruncher-" + the queue's name made a DNS label (lower case, ≤40
+// characters) + "-" + 10 hex digits of the SHA-256 of the whole `queue`, so
+// that any SQS name gives a valid object name and two queues of the same
+// name (other regions or accounts) never share a Lease.
+std::string LeaseNameFor(std::string_view queue);
+
 }  // namespace cruncher
 
 #endif  // CRUNCHER_CORE_JOB_NAME_H_

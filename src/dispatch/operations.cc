@@ -8,6 +8,14 @@ Result<std::string> RequeueJob(JobBackend& jobs, MessageQueue& queue,
   if (!job.managed_by_cruncher()) {
     return FailedPrecondition("job " + name + " is not managed by Cruncher");
   }
+  // A Job of another queue goes back to its own queue, not this one, where
+  // another template would render it.
+  const std::string origin = job.annotation(kQueueAnnotation);
+  if (!origin.empty() && origin != queue.name()) {
+    return FailedPrecondition("job " + name + " came from queue " + origin +
+                              ", not " + queue.name() +
+                              "; requeue it with that queue");
+  }
   if (!job.finished()) {
     return FailedPrecondition("job " + name + " is " +
                               std::string(JobStateName(job.state())) +

@@ -23,12 +23,19 @@ std::string StringField(const nlohmann::json& object, const char* key) {
 // A Job from a response body, without building its managedFields.
 Result<Job> JobFrom(const ApiRequest& request, Result<std::string> text) {
   if (!text.ok()) return text.status();
+  // A 2xx whose body is not a Job (a proxy, a server change) says nothing
+  // about the object: Unavailable, never a rejection of it.
   Result<nlohmann::json> object = ParseJsonDropping(*text, "managedFields");
   if (!object.ok()) {
     return Unavailable(request.method + " " + request.path + ": " +
                        object.status().message());
   }
-  return Job::FromJson(std::move(*object));
+  Result<Job> job = Job::FromJson(std::move(*object));
+  if (!job.ok()) {
+    return Unavailable(request.method + " " + request.path +
+                       ": the answer is not a Job: " + job.status().message());
+  }
+  return job;
 }
 
 // What Cruncher never reads and that is most of a Job's bytes.
@@ -146,8 +153,12 @@ Status JobClient::Watch(const std::string& label_selector,
                          {"timeoutSeconds", std::to_string(timeout_seconds)}});
   Status event_error;
   ApiError event_api_error;
+  // The server ends the watch after timeoutSeconds; a connection that went
+  // half-open never would: the client gives up a minute later.
+  ApiRequest request{"GET", path, ""};
+  request.timeout_ms = (static_cast<long>(timeout_seconds) + 60) * 1000;
   Status status = rest_.Stream(
-      {"GET", path, ""},
+      request,
       [&](nlohmann::json object) {
         auto type = object.find("type");
         auto payload = object.find("object");

@@ -4,6 +4,7 @@
 #include <random>
 #include <utility>
 
+#include "core/json_limits.h"
 #include "core/log.h"
 
 namespace cruncher::kube {
@@ -14,6 +15,14 @@ namespace {
 int WatchTimeoutSeconds() {
   thread_local std::mt19937 rng{std::random_device{}()};
   return std::uniform_int_distribution<int>(300, 600)(rng);
+}
+
+std::string UidOf(const nlohmann::json& object) {
+  auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) return "";
+  auto uid = metadata->find("uid");
+  return uid != metadata->end() && uid->is_string() ? uid->get<std::string>()
+                                                    : "";
 }
 
 std::string ResourceVersionOf(const nlohmann::json& object) {
@@ -75,6 +84,10 @@ void JobInformer::Run(const std::stop_token& stop) {
         [&](Job job) { fresh.insert_or_assign(job.name(), EntryFor(job)); },
         stop);
     if (!listed.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        list_error_ = listed.status().message();
+      }
       if (!back_off(listed.status(), "job_list_failed")) return;
       continue;
     }
@@ -87,6 +100,7 @@ void JobInformer::Run(const std::stop_token& stop) {
         ++watches_;
       }
       ApiError error;
+      const Millis watch_started = clock_.NowMillis();
       Status watched = client_.Watch(
           selector_, resource_version, WatchTimeoutSeconds(),
           [&](WatchEvent event) {
@@ -97,8 +111,16 @@ void JobInformer::Run(const std::stop_token& stop) {
           },
           stop, &error);
       if (watched.ok()) {
-        failures = 0;
-        continue;  // the server ended the watch: resume from where it was
+        // The server ended the watch: resume from where it was. One that
+        // ends at once (a proxy closing streams) is backed off like a
+        // failure, or it would spend the rate limit creates and the Lease
+        // share.
+        if (clock_.NowMillis() - watch_started >= kMinHealthyWatchMillis) {
+          failures = 0;
+          continue;
+        }
+        watched = Unavailable("the watch of " + client_.namespace_name() +
+                              " ended at once");
       }
       if (stop.stop_requested()) return;
       if (error.http_status == 410) {
@@ -123,6 +145,11 @@ void JobInformer::Replace(std::unordered_map<std::string, Entry> fresh,
         fresh.emplace(name, std::move(entry));
       }
     }
+    // And what was deleted after it began, which the snapshot may still
+    // hold.
+    for (const auto& [name, tombstone] : deleted_) {
+      if (tombstone.seq > list_started) fresh.erase(name);
+    }
     jobs_ = std::move(fresh);
     synced_ = true;
   }
@@ -133,12 +160,29 @@ void JobInformer::Apply(const WatchEvent& event) {
   if (event.type == "BOOKMARK") return;
   Result<Job> job = Job::FromJson(event.object);
   if (!job.ok()) return;
-  std::lock_guard<std::mutex> lock(mu_);
   if (event.type == "DELETED") {
+    std::lock_guard<std::mutex> lock(mu_);
     jobs_.erase(job->name());
+    Tombstone(job->name(), UidOf(job->json()));
   } else if (event.type == "ADDED" || event.type == "MODIFIED") {
-    jobs_[job->name()] = EntryFor(*job);
+    Entry entry = EntryFor(*job);
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_[job->name()] = std::move(entry);
   }
+}
+
+void JobInformer::Tombstone(const std::string& name, const std::string& uid) {
+  // Bounded: the oldest half goes when full (a write-through racing a
+  // delete happens within seconds; a tombstone is only needed that long).
+  if (deleted_.size() >= kMaxTombstones) {
+    std::vector<std::pair<std::uint64_t, std::string>> by_age;
+    for (const auto& [n, t] : deleted_) by_age.emplace_back(t.seq, n);
+    std::sort(by_age.begin(), by_age.end());
+    for (std::size_t i = 0; i < by_age.size() / 2; ++i) {
+      deleted_.erase(by_age[i].second);
+    }
+  }
+  deleted_[name] = Tombstone_{uid, ++write_seq_};
 }
 
 bool JobInformer::HasSynced() const {
@@ -200,14 +244,28 @@ void JobInformer::Put(const Job& job) {
   Entry entry = EntryFor(job);
   std::lock_guard<std::mutex> lock(mu_);
   entry.written = ++write_seq_;
-  // Only if absent: when the watch got here first, its copy is newer.
+  // Only if absent: when the watch got here first, its copy is newer; and
+  // not if the watch has already seen this very Job deleted.
+  auto dead = deleted_.find(job.name());
+  if (dead != deleted_.end() && dead->second.uid == UidOf(job.json())) return;
   jobs_.try_emplace(job.name(), std::move(entry));
 }
 
 void JobInformer::Remove(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  ++write_seq_;
-  jobs_.erase(name);
+  auto it = jobs_.find(name);
+  std::string uid;
+  if (it != jobs_.end()) {
+    Result<nlohmann::json> object = ParseJson(it->second.json);
+    if (object.ok()) uid = UidOf(*object);
+    jobs_.erase(it);
+  }
+  Tombstone(name, uid);
+}
+
+std::string JobInformer::SyncError() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return list_error_;
 }
 
 std::uint64_t JobInformer::lists() const {

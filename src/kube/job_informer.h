@@ -48,6 +48,9 @@ class JobInformer {
   void Run(const std::stop_token& stop);
 
   bool HasSynced() const;
+  // Why the last list failed ("" if none has): what a reader waiting for
+  // the sync is told.
+  std::string SyncError() const;
   // Blocks until the first list has landed or `stop`; false on stop.
   bool WaitForSync(const std::stop_token& stop) const;
 
@@ -72,7 +75,19 @@ class JobInformer {
     bool finished = false;
     std::uint64_t written = 0;  // write_seq_ when Put by this process
   };
+  // A Job this process or the watch saw deleted, so that a late
+  // write-through of it (its create's answer handled after the watch's
+  // DELETED) does not bring it back; `seq` orders it against a relist.
+  struct Tombstone_ {
+    std::string uid;
+    std::uint64_t seq = 0;
+  };
+  static constexpr std::size_t kMaxTombstones = 4096;
+  // A watch that the server ends sooner than this is backed off.
+  static constexpr Millis kMinHealthyWatchMillis = 1000;
+
   static Entry EntryFor(const Job& job);
+  void Tombstone(const std::string& name, const std::string& uid);  // mu_ held
   void Replace(std::unordered_map<std::string, Entry> fresh,
                std::uint64_t list_started);
   void Apply(const WatchEvent& event);
@@ -85,6 +100,8 @@ class JobInformer {
   mutable std::mutex mu_;
   mutable std::condition_variable_any synced_cv_;
   std::unordered_map<std::string, Entry> jobs_;  // by name; guarded by mu_
+  std::unordered_map<std::string, Tombstone_> deleted_;  // guarded by mu_
+  std::string list_error_;                               // guarded by mu_
   bool synced_ = false;
   std::uint64_t write_seq_ = 0;
   std::uint64_t lists_ = 0;

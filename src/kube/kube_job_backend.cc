@@ -46,8 +46,14 @@ KubeJobBackend::~KubeJobBackend() {
   if (informer_thread_.joinable()) informer_thread_.join();
 }
 
-bool KubeJobBackend::CacheReady() {
-  return informer_ != nullptr && informer_->WaitForSync(stop_.get_token());
+Status KubeJobBackend::CacheReady() const {
+  if (informer_->HasSynced()) return Status::Ok();
+  // Not waiting: the caller (the dispatcher) backs off and can be stopped,
+  // which a wait here could not.
+  const std::string why = informer_->SyncError();
+  return Unavailable("the cache of Jobs (" + selector_ +
+                     ") has not been listed yet" +
+                     (why.empty() ? "" : ": " + why));
 }
 
 Status KubeJobBackend::Create(const nlohmann::json& manifest) {
@@ -99,8 +105,7 @@ Result<Job> KubeJobBackend::Get(const std::string& name) {
 
 Result<std::vector<Job>> KubeJobBackend::List() {
   if (informer_ != nullptr) {
-    if (!CacheReady())
-      return Unavailable("stopped before the Jobs were listed");
+    CRUNCHER_RETURN_IF_ERROR(CacheReady());
     return informer_->List();
   }
   CRUNCHER_ASSIGN_OR_RETURN(JobList list,
@@ -142,8 +147,7 @@ void KubeJobBackend::RecordAction(const Job& job, std::string_view reason,
 
 Result<int> KubeJobBackend::CountUnfinished() {
   if (informer_ != nullptr) {
-    if (!CacheReady())
-      return Unavailable("stopped before the Jobs were listed");
+    CRUNCHER_RETURN_IF_ERROR(CacheReady());
     return informer_->CountUnfinished();
   }
   CRUNCHER_ASSIGN_OR_RETURN(std::vector<Job> jobs, List());

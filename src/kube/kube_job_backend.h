@@ -72,8 +72,9 @@ class KubeJobBackend final : public JobBackend {
   const JobInformer* informer() const { return informer_.get(); }
 
  private:
-  // Waits for the informer's first list (or the stop of the backend).
-  bool CacheReady();
+  // OK once the informer's first list has landed; Unavailable (saying why
+  // the list fails) before. Requires informer_.
+  Status CacheReady() const;
 
   std::unique_ptr<RestClient> rest_;
   JobClient jobs_;

@@ -313,8 +313,10 @@ Result<std::string> RestClient::DoText(const ApiRequest& request,
                                        const std::stop_token& stop,
                                        ApiError* error) {
   Status failure;
-  net::HttpOutcome out = SendWithRetries(request, options_.request_timeout_ms,
-                                         stop, nullptr, failure);
+  net::HttpOutcome out = SendWithRetries(
+      request,
+      request.timeout_ms > 0 ? request.timeout_ms : options_.request_timeout_ms,
+      stop, nullptr, failure);
   if (error != nullptr) *error = ApiError{0, ""};
   if (!failure.ok()) return failure;  // names the request already
   const long http = out.response.status;
@@ -369,7 +371,8 @@ Status RestClient::Stream(
   Status failure;
   // No whole-exchange timeout: the server ends a watch (timeoutSeconds);
   // the stop token and TCP keep-alive end it from this side.
-  net::HttpOutcome out = SendWithRetries(request, 0, stop, on_body, failure);
+  net::HttpOutcome out =
+      SendWithRetries(request, request.timeout_ms, stop, on_body, failure);
   const std::string what = request.method + " " + request.path;
   if (error != nullptr) *error = ApiError{0, ""};
   if (closed_by_handler) return Status::Ok();

@@ -56,6 +56,9 @@ struct ApiRequest {
   std::string method = "GET";
   std::string path;  // "/apis/batch/v1/namespaces/ns/jobs?limit=500"
   std::string body;  // JSON; "" for none
+  // The whole exchange's bound; 0: RestOptions::request_timeout_ms, and
+  // none for a Stream.
+  long timeout_ms = 0;
 };
 
 // What the server said when a request failed with an HTTP status: 0 for a

@@ -280,8 +280,12 @@ def test_two_replicas_with_leader_election(kube, tmp_path):
         first = _wait(leader, 60, what="a leader\n" + replicas[0].output())
         assert len(first) == 1, [w.output() for w in replicas]
         _wait(lambda: len(jobs_in(kube, ns)) == 1, 60, what="the first Job")
-        lease = kube.get_json("-n", ns, "lease", "cruncher-tasks")
-        assert lease["spec"]["holderIdentity"], lease
+        leases = kube.get_json("-n", ns, "leases")["items"]
+        # The default Lease: the queue's name and a hash of it.
+        assert len(leases) == 1 and \
+            leases[0]["metadata"]["name"].startswith("cruncher-tasks-"), leases
+        lease_name = leases[0]["metadata"]["name"]
+        assert leases[0]["spec"]["holderIdentity"], leases
 
         old, = first
         other = next(w for w in replicas if w is not old)
@@ -299,7 +303,7 @@ def test_two_replicas_with_leader_election(kube, tmp_path):
         ids = [j["metadata"]["annotations"]["cruncher.dev/message-id"]
                for j in jobs_in(kube, ns)]
         assert len(set(ids)) == 6, ids  # no message made two Jobs
-        lease = kube.get_json("-n", ns, "lease", "cruncher-tasks")
+        lease = kube.get_json("-n", ns, "lease", lease_name)
         assert lease["spec"]["leaseTransitions"] >= 1, lease
         replicas = [other]
     finally:

@@ -106,3 +106,27 @@ TEST(QueueLabelFor, IsTheQueueNameForAnSqsUrlToo) {
 
 }  // namespace
 }  // namespace cruncher
+
+namespace cruncher {
+namespace {
+
+TEST(LeaseNameFor, IsAValidObjectNameForAnySqsQueueName) {
+  const std::regex dns_label("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  for (const char* queue :
+       {"tasks", "My_Queue", "orders_high", "-_-",
+        "https://sqs.us-east-1.amazonaws.com/111111111111/Orders_High",
+        "https://sqs.us-east-1.amazonaws.com/111111111111/"
+        "a_very_long_queue_name_of_eighty_characters_which_sqs_allows_"
+        "xxxxxxxxxxxxxxxxx"}) {
+    const std::string name = LeaseNameFor(queue);
+    EXPECT_TRUE(std::regex_match(name, dns_label)) << queue << " -> " << name;
+    EXPECT_LE(name.size(), 63u) << name;
+  }
+  EXPECT_EQ(LeaseNameFor("My_Queue").rfind("cruncher-my-queue-", 0), 0u);
+  // The same name in two accounts: two Leases.
+  EXPECT_NE(LeaseNameFor("https://sqs.us-east-1.amazonaws.com/111/tasks"),
+            LeaseNameFor("https://sqs.us-east-1.amazonaws.com/222/tasks"));
+}
+
+}  // namespace
+}  // namespace cruncher

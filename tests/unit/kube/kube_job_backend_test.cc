@@ -15,6 +15,7 @@
 #include "fakes/fake_http_transport.h"
 #include "fakes/test_util.h"
 #include "kube/credentials.h"
+#include "kube/job_informer.h"
 
 namespace cruncher::kube {
 namespace {
@@ -219,10 +220,15 @@ TEST_F(KubeJobBackendTest, TheCacheFollowsTheWatchAndRelistsAfterGone) {
       /*cache=*/true);
   ASSERT_TRUE(testing::WaitFor([&] { return watches.load() >= 2; }));
   EXPECT_EQ(lists.load(), 2);  // the first list, and the one after 410
-  // The relist's snapshot (only "a", not complete) replaced the cache.
+  // The relist's snapshot (only "a", not complete) replaced what the watch
+  // had made of the cache ("a" complete, "b" running).
   auto unfinished = backend->CountUnfinished();
   ASSERT_TRUE(unfinished.ok());
   EXPECT_EQ(*unfinished, 1);
+  EXPECT_EQ(backend->informer()->size(), 1u);
+  EXPECT_FALSE(backend->informer()->Get("b").has_value());
+  ASSERT_TRUE(backend->informer()->Get("a").has_value());
+  EXPECT_FALSE(backend->informer()->Get("a")->finished());
   auto a = backend->Get("a");
   ASSERT_TRUE(a.ok());
   // The cache keeps status and metadata, not the task or the spec.
@@ -263,6 +269,63 @@ TEST_F(KubeJobBackendTest, AJobCreatedHereIsInTheCacheAtOnce) {
   auto unfinished = backend->CountUnfinished();
   ASSERT_TRUE(unfinished.ok());
   EXPECT_EQ(*unfinished, 1);
+}
+
+TEST_F(KubeJobBackendTest, BeforeTheFirstListCountsAreUnavailableNotAWait) {
+  clock_.set_auto_advance(true);
+  auto backend = Backend(
+      [&](const net::HttpRequest& r, int) {
+        if (r.method == "GET" && r.url.find("watch=1") == std::string::npos) {
+          return FakeHttpTransport::Reply(
+              403, json({{"kind", "Status"},
+                         {"reason", "Forbidden"},
+                         {"message",
+                          "jobs.batch is forbidden: cannot list "
+                          "resource \"jobs\""}})
+                       .dump());
+        }
+        return FakeHttpTransport::Hang(r);
+      },
+      /*cache=*/true);
+  ASSERT_TRUE(transport_->WaitFor([](int count, int) { return count >= 2; }));
+  auto unfinished = backend->CountUnfinished();  // returns, never blocks
+  ASSERT_FALSE(unfinished.ok());
+  EXPECT_EQ(unfinished.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(unfinished.status().message().find("cannot list"),
+            std::string::npos)
+      << unfinished.status().message();
+}
+
+TEST(JobInformerTest, ACreateAnsweredAfterTheWatchSawItDeletedLeavesNoGhost) {
+  testing::FakeClock clock;
+  auto transport =
+      std::make_shared<FakeHttpTransport>([](const net::HttpRequest&, int) {
+        return FakeHttpTransport::Reply(500, "{}");
+      });
+  ClusterConfig config;
+  config.server = "https://api.test";
+  auto rest = RestClient::Create(
+      config, std::make_shared<StaticCredentialProvider>(""), transport, clock);
+  ASSERT_TRUE(rest.ok());
+  JobClient client(**rest, "ns");
+  JobInformer informer(client, "x=y", clock);
+  json created = JobJson("j");
+  created["metadata"]["uid"] = "u-1";
+  auto job = Job::FromJson(created);
+  ASSERT_TRUE(job.ok());
+  // The Job is cached and then deleted (Remove leaves the tombstone a
+  // watch's DELETED leaves) before the create's answer is written through.
+  informer.Put(*job);
+  informer.Remove("j");
+  informer.Put(*job);  // the late write-through
+  EXPECT_EQ(informer.size(), 0u);
+  EXPECT_EQ(informer.CountUnfinished(), 0);
+  // A new Job of the same name (another uid) is cached as usual.
+  created["metadata"]["uid"] = "u-2";
+  auto again = Job::FromJson(created);
+  ASSERT_TRUE(again.ok());
+  informer.Put(*again);
+  EXPECT_EQ(informer.size(), 1u);
 }
 
 }  // namespace
