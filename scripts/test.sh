@@ -5,6 +5,8 @@
 #                modules once, cached under ~/.cache/cruncher);
 #   format       clang-format with the repo's config: any difference fails;
 #   asan         the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   tsan         the unit tests under ThreadSanitizer (suppressions, each with
+#                its reason, in tests/tsan.supp);
 #   build        the normal build (warnings as errors, benchmarks too);
 #   tidy         clang-tidy with the repo's config on src/ and tests/ (files
 #                unchanged since a clean pass are skipped): a finding fails;
@@ -72,6 +74,16 @@ unit_asan() {
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan -L unit --no-tests=error --output-on-failure -j "$(nproc)"
 }
+unit_tsan() {
+  scripts/build.sh build-tsan -DCRUNCHER_TSAN=ON -DCRUNCHER_SANITIZE=OFF \
+    -DCRUNCHER_BUILD_TESTS=ON -DCRUNCHER_BUILD_BENCH=OFF
+  # EveryOperationSurvivesEveryBadField is a single-threaded sweep of bad
+  # request fields (3 minutes under TSan, no threads to check): the asan
+  # stage runs it.
+  TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" \
+    ctest --test-dir build-tsan -L unit --no-tests=error --output-on-failure \
+    -j "$(nproc)" -E 'EveryOperationSurvivesEveryBadField'
+}
 other_tests() {
   ctest --test-dir build -LE unit --no-tests=error --output-on-failure -j 2
 }
@@ -79,6 +91,7 @@ other_tests() {
 run_stage testcluster build_cluster
 run_stage format check_format
 run_stage asan unit_asan
+run_stage tsan unit_tsan
 run_stage build scripts/build.sh build "${CRUNCHER_NORMAL_OPTIONS[@]}"
 run_stage tidy scripts/tidy.py build
 run_stage tests other_tests
