@@ -7,14 +7,6 @@
 namespace cruncher::kube {
 namespace {
 
-std::string StringAt(const nlohmann::json& object, const char* parent,
-                     const char* key) {
-  auto p = object.find(parent);
-  if (p == object.end() || !p->is_object()) return "";
-  auto k = p->find(key);
-  return k != p->end() && k->is_string() ? k->get<std::string>() : "";
-}
-
 std::string StringField(const nlohmann::json& object, const char* key) {
   auto k = object.find(key);
   return k != object.end() && k->is_string() ? k->get<std::string>() : "";
@@ -47,6 +39,15 @@ void StripManagedFields(nlohmann::json& job) {
 }
 
 }  // namespace
+
+std::string MetadataString(const nlohmann::json& object, const char* key) {
+  auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) return "";
+  auto value = metadata->find(key);
+  return value != metadata->end() && value->is_string()
+             ? value->get<std::string>()
+             : "";
+}
 
 JobClient::JobClient(RestClient& rest, std::string namespace_name)
     : rest_(rest), namespace_(std::move(namespace_name)) {}
@@ -115,9 +116,9 @@ Result<std::string> JobClient::ListEach(
     }
     // The first page's resourceVersion is the list's snapshot.
     if (continue_token.empty()) {
-      resource_version = StringAt(*page, "metadata", "resourceVersion");
+      resource_version = MetadataString(*page, "resourceVersion");
     }
-    continue_token = StringAt(*page, "metadata", "continue");
+    continue_token = MetadataString(*page, "continue");
   } while (!continue_token.empty());
   return resource_version;
 }

@@ -85,6 +85,11 @@ class JobClient {
   const std::string namespace_;
 };
 
+// The object's metadata.<key> if it is a string, else "": names, uids and
+// resourceVersions of objects from the server, read without trusting their
+// shape.
+std::string MetadataString(const nlohmann::json& object, const char* key);
+
 }  // namespace cruncher::kube
 
 #endif  // CRUNCHER_KUBE_JOB_CLIENT_H_

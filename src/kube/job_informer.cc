@@ -17,21 +17,6 @@ int WatchTimeoutSeconds() {
   return std::uniform_int_distribution<int>(300, 600)(rng);
 }
 
-std::string UidOf(const nlohmann::json& object) {
-  auto metadata = object.find("metadata");
-  if (metadata == object.end() || !metadata->is_object()) return "";
-  auto uid = metadata->find("uid");
-  return uid != metadata->end() && uid->is_string() ? uid->get<std::string>()
-                                                    : "";
-}
-
-std::string ResourceVersionOf(const nlohmann::json& object) {
-  auto metadata = object.find("metadata");
-  if (metadata == object.end() || !metadata->is_object()) return "";
-  auto rv = metadata->find("resourceVersion");
-  return rv != metadata->end() && rv->is_string() ? rv->get<std::string>() : "";
-}
-
 }  // namespace
 
 JobInformer::JobInformer(JobClient& client, std::string label_selector,
@@ -104,7 +89,7 @@ void JobInformer::Run(const std::stop_token& stop) {
       Status watched = client_.Watch(
           selector_, resource_version, WatchTimeoutSeconds(),
           [&](WatchEvent event) {
-            std::string rv = ResourceVersionOf(event.object);
+            std::string rv = MetadataString(event.object, "resourceVersion");
             if (!rv.empty()) resource_version = std::move(rv);
             Apply(event);
             return true;
@@ -163,7 +148,7 @@ void JobInformer::Apply(const WatchEvent& event) {
   if (event.type == "DELETED") {
     std::lock_guard<std::mutex> lock(mu_);
     jobs_.erase(job->name());
-    Tombstone(job->name(), UidOf(job->json()));
+    Tombstone(job->name(), MetadataString(job->json(), "uid"));
   } else if (event.type == "ADDED" || event.type == "MODIFIED") {
     Entry entry = EntryFor(*job);
     std::lock_guard<std::mutex> lock(mu_);
@@ -247,7 +232,9 @@ void JobInformer::Put(const Job& job) {
   // Only if absent: when the watch got here first, its copy is newer; and
   // not if the watch has already seen this very Job deleted.
   auto dead = deleted_.find(job.name());
-  if (dead != deleted_.end() && dead->second.uid == UidOf(job.json())) return;
+  if (dead != deleted_.end() &&
+      dead->second.uid == MetadataString(job.json(), "uid"))
+    return;
   jobs_.try_emplace(job.name(), std::move(entry));
 }
 
@@ -257,7 +244,7 @@ void JobInformer::Remove(const std::string& name) {
   std::string uid;
   if (it != jobs_.end()) {
     Result<nlohmann::json> object = ParseJson(it->second.json);
-    if (object.ok()) uid = UidOf(*object);
+    if (object.ok()) uid = MetadataString(*object, "uid");
     jobs_.erase(it);
   }
   Tombstone(name, uid);

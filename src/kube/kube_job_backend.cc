@@ -18,14 +18,6 @@ std::string SelectorFor(const KubeJobBackendOptions& options) {
   return selector;
 }
 
-std::string NameOf(const nlohmann::json& manifest) {
-  auto metadata = manifest.find("metadata");
-  if (metadata == manifest.end() || !metadata->is_object()) return "";
-  auto name = metadata->find("name");
-  return name != metadata->end() && name->is_string() ? name->get<std::string>()
-                                                      : "";
-}
-
 }  // namespace
 
 KubeJobBackend::KubeJobBackend(std::unique_ptr<RestClient> rest,
@@ -57,7 +49,7 @@ Status KubeJobBackend::CacheReady() const {
 }
 
 Status KubeJobBackend::Create(const nlohmann::json& manifest) {
-  const std::string name = NameOf(manifest);
+  const std::string name = MetadataString(manifest, "name");
   // Two tries at most: a second POST only after a GET showed the first did
   // not create the Job.
   Status last;
@@ -128,12 +120,7 @@ Status KubeJobBackend::Delete(const std::string& name) {
 
 void KubeJobBackend::RecordAction(const Job& job, std::string_view reason,
                                   std::string_view message) {
-  auto metadata = job.json().find("metadata");
-  std::string uid;
-  if (metadata != job.json().end() && metadata->is_object()) {
-    auto u = metadata->find("uid");
-    if (u != metadata->end() && u->is_string()) uid = u->get<std::string>();
-  }
+  const std::string uid = MetadataString(job.json(), "uid");
   Status recorded =
       events_.Record(JobRef{jobs_.namespace_name(), job.name(), uid}, reason,
                      message, EventType::kNormal, stop_.get_token());
