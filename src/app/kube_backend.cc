@@ -15,7 +15,7 @@ Result<std::unique_ptr<kube::KubeJobBackend>> OpenKubeJobBackend(
   config_options.kubeconfig = options.kubeconfig;
   config_options.context = options.context;
   config_options.namespace_override = options.namespace_name;
-  config_options.env = kube::CurrentEnvironment();
+  config_options.env = ProcessEnvironment();
   CRUNCHER_ASSIGN_OR_RETURN(kube::ClusterConfig config,
                             kube::LoadClusterConfig(config_options));
   const Clock& clock = SystemClock::Get();

@@ -43,18 +43,6 @@ Result<std::map<std::string, Profile>> LoadFile(const std::string& path,
 
 }  // namespace
 
-EnvVars ProcessEnvironment() {
-  EnvVars env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string_view entry(*e);
-    std::size_t eq = entry.find('=');
-    if (eq == std::string_view::npos) continue;
-    env.emplace(std::string(entry.substr(0, eq)),
-                std::string(entry.substr(eq + 1)));
-  }
-  return env;
-}
-
 std::optional<std::string> GetEnv(const EnvVars& env, std::string_view name) {
   auto it = env.find(std::string(name));
   if (it == env.end() || it->second.empty()) return std::nullopt;

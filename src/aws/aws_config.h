@@ -14,14 +14,10 @@
 #include <string>
 #include <string_view>
 
+#include "core/environment.h"
 #include "core/status.h"
 
 namespace cruncher::aws {
-
-using EnvVars = std::map<std::string, std::string>;
-
-// A snapshot of the current process's environment.
-EnvVars ProcessEnvironment();
 
 // The value of `name` in `env` if set and non-empty.
 std::optional<std::string> GetEnv(const EnvVars& env, std::string_view name);

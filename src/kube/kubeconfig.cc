@@ -577,18 +577,6 @@ std::string EnvValue(const EnvVars& env, const std::string& name) {
 
 }  // namespace
 
-EnvVars CurrentEnvironment() {
-  EnvVars env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string_view entry(*e);
-    const auto eq = entry.find('=');
-    if (eq == std::string_view::npos) continue;
-    env.emplace(std::string(entry.substr(0, eq)),
-                std::string(entry.substr(eq + 1)));
-  }
-  return env;
-}
-
 Result<ClusterConfig> LoadKubeConfigFiles(
     const std::vector<std::string>& paths, bool require_files,
     const std::string& context, const std::string& namespace_override) {

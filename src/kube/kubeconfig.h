@@ -40,17 +40,13 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/environment.h"
 #include "core/status.h"
 #include "kube/credentials.h"
 #include "kube/exec_credential.h"
 #include "kube/process_runner.h"
 
 namespace cruncher::kube {
-
-using EnvVars = std::map<std::string, std::string>;
-
-// A snapshot of this process's environment.
-EnvVars CurrentEnvironment();
 
 inline constexpr std::size_t kMaxKubeconfigBytes = 16 << 20;
 

@@ -23,7 +23,7 @@ namespace cruncher::kube::testing {
 // A client on the test cluster, or null with a test failure recorded.
 inline std::unique_ptr<RestClient> ClusterClient() {
   KubeConfigOptions options;
-  options.env = CurrentEnvironment();
+  options.env = ProcessEnvironment();
   auto config = LoadClusterConfig(options);
   EXPECT_TRUE(config.ok())
       << config.status().ToString()

@@ -111,7 +111,7 @@ class KubeConfigClusterTest : public ::testing::Test {
 
   KubeConfigOptions Options() const {
     KubeConfigOptions options;
-    options.env = CurrentEnvironment();
+    options.env = ProcessEnvironment();
     return options;
   }
 

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   KubeConfigOptions options;
-  options.env = CurrentEnvironment();
+  options.env = ProcessEnvironment();
   auto config = LoadClusterConfig(options);
   if (!config.ok()) {
     std::cerr << config.status().ToString() << "\n";

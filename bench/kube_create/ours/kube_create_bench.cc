@@ -99,7 +99,7 @@ int Main(int argc, char** argv) {
   KubeConfigOptions config_options;
   config_options.kubeconfig = a.kubeconfig;
   config_options.namespace_override = a.ns;
-  config_options.env = CurrentEnvironment();
+  config_options.env = ProcessEnvironment();
   auto config = LoadClusterConfig(config_options);
   if (!config.ok()) {
     std::cerr << config.status().ToString() << "\n";
