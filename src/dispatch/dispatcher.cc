@@ -167,10 +167,27 @@ Dispatcher::Outcome Dispatcher::Classify(const Message& message,
       *reason = existing.status().ToString();
       return Outcome::kTransient;
     }
-    if (!existing->managed_by_cruncher() ||
-        existing->annotation(kMessageIdAnnotation) != message.id) {
+    // The existing Job is left alone either way; the reason says whose it
+    // is: someone else's (a name clash with the template's prefix) or ours
+    // for another message.
+    if (!existing->managed_by_cruncher()) {
       *reason = "a Job named " + job_name +
-                " exists and was not created by Cruncher for this message";
+                " already exists and was not created by Cruncher (no label " +
+                std::string(kManagedByLabel) + "=" +
+                std::string(kManagedByValue) +
+                "); Cruncher leaves it alone: delete or rename it, or change "
+                "the template's name prefix";
+      return Outcome::kPoison;
+    }
+    const std::string owner = existing->annotation(kMessageIdAnnotation);
+    if (owner != message.id) {
+      const std::string whose =
+          owner.empty()
+              ? "no " + std::string(kMessageIdAnnotation) + " annotation"
+              : "message " + owner;
+      *reason = "a Job named " + job_name +
+                " already exists and is Cruncher's Job for another message (" +
+                whose + "), not for message " + message.id;
       return Outcome::kPoison;
     }
     stats_.jobs_existing++;

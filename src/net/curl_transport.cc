@@ -1,10 +1,13 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <future>
 #include <mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <unordered_set>
 
@@ -43,6 +46,10 @@ struct Exchange {
   bool begun = false;          // a byte of the response arrived
   bool too_large = false;      // the body passed max_body_bytes
   bool handler_ended = false;  // on_body returned false
+  // libcurl's own account of a failure ("Failed to connect to 127.0.0.1
+  // port 6443 after 0 ms: Connection refused"), more specific than the
+  // error code's text.
+  std::array<char, CURL_ERROR_SIZE> error{};
   std::promise<void> done;
 };
 
@@ -166,6 +173,7 @@ Status Prepare(Exchange& x) {
   x.headers = curl_slist_append(x.headers, "Expect:");
 
   curl_easy_setopt(easy, CURLOPT_PRIVATE, &x);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x.error.data());
   curl_easy_setopt(easy, CURLOPT_URL, x.url.c_str());
   if (x.connect_to_list != nullptr) {
     curl_easy_setopt(easy, CURLOPT_CONNECT_TO, x.connect_to_list);
@@ -204,6 +212,35 @@ Status Prepare(Exchange& x) {
 
 std::string Describe(const HttpRequest& request) {
   return request.method + " " + request.url;
+}
+
+// What went wrong, as specifically as libcurl knows: its message for this
+// transfer (which host and port, which certificate check), for a failed
+// connect the system's reason (recent libcurl versions say only "Couldn't
+// connect to server"), then the error code and its text, which callers and
+// logs match on: "Failed to connect to 127.0.0.1 port 6443 after 0 ms:
+// Connection refused (curl error 7: Couldn't connect to server)".
+std::string Explain(Exchange& x, CURLcode rc) {
+  const std::string code = curl_easy_strerror(rc);
+  std::string what = Trim(x.error.data());
+  const std::string code_suffix = ": " + code;
+  if (what.size() > code_suffix.size() && what.ends_with(code_suffix)) {
+    what.resize(what.size() - code_suffix.size());
+  }
+  if (what == code) what.clear();
+  long os_errno = 0;
+  if (rc == CURLE_COULDNT_CONNECT &&
+      curl_easy_getinfo(x.easy, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK &&
+      os_errno != 0) {
+    const std::string reason =
+        std::system_category().message(static_cast<int>(os_errno));
+    if (what.find(reason) == std::string::npos) {
+      what += what.empty() ? reason : ": " + reason;
+    }
+  }
+  const std::string tail =
+      "(curl error " + std::to_string(static_cast<int>(rc)) + ": " + code + ")";
+  return what.empty() ? tail : what + " " + tail;
 }
 
 }  // namespace
@@ -302,9 +339,7 @@ class CurlHttpTransport::Loop {
       } else {
         x->out.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
         x->out.stopped = x->handler_ended;
-        x->out.status = Unavailable(Describe(request) + ": " +
-                                    curl_easy_strerror(rc) + " (curl error " +
-                                    std::to_string(static_cast<int>(rc)) + ")");
+        x->out.status = Unavailable(Describe(request) + ": " + Explain(*x, rc));
         // Keep the status of a response cut mid-body (a watch stream).
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE,
                           &x->out.response.status);

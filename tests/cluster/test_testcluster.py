@@ -436,6 +436,50 @@ def test_pods_beyond_cpu_capacity_stay_pending(cluster, ns):
         delete_job(cluster, ns, "cpu-hog")
 
 
+def _recorded_pid(cluster, name):
+    for line in (cluster.data_dir / "pids").read_text().splitlines():
+        n, pid = line.split()
+        if n == name:
+            return pid
+    return None
+
+
+def test_zy_component_kill_start_restart(cluster):
+    """component.sh takes the API server away and brings it back with the
+    command line start.sh recorded; stop.sh (next test) stops the new one.
+    Late in the file: the controllers lag for a while after an outage."""
+    script = str(TC / "component.sh")
+    data = str(cluster.data_dir)
+    old = cluster.pids["kube-apiserver"]
+    port = cluster.ports["apiserver"]
+    _run([script, data, "kill", "kube-apiserver"], timeout=60)
+    assert not _pid_alive(old)
+    assert not _port_listening(port)
+    assert _recorded_pid(cluster, "kube-apiserver") == "-"
+    assert cluster.kubectl("get", "nodes", "--request-timeout=3s", check=False).returncode != 0
+
+    t0 = time.monotonic()
+    _run([script, data, "start", "kube-apiserver"], timeout=120)
+    MEASUREMENTS["component.sh start kube-apiserver"] = f"{time.monotonic() - t0:.1f}s"
+    new = int(_recorded_pid(cluster, "kube-apiserver"))
+    assert new != old and _pid_alive(new)
+    assert "fake-us-east-1a-1" in cluster.kubectl("get", "nodes").stdout
+    # The order of pids is kept (stop.sh stops in reverse start order).
+    names = [line.split()[0] for line in (cluster.data_dir / "pids").read_text().splitlines()]
+    assert names == list(cluster.pids), names
+
+    # restart: TERM, KILL after the timeout (the API server lingers ~10 s).
+    _run([script, data, "restart", "kube-apiserver"], timeout=120,
+         env={**os.environ, "TESTCLUSTER_STOP_TIMEOUT": "2"})
+    newer = int(_recorded_pid(cluster, "kube-apiserver"))
+    assert newer != new and _pid_alive(newer) and not _pid_alive(new)
+    cluster.kubectl("get", "nodes")
+    cluster.pids["kube-apiserver"] = newer  # test_zz checks it is stopped
+
+    bad = _run([script, data, "start", "kube-apiserver"], check=False)
+    assert bad.returncode != 0 and "already running" in bad.stderr, bad.stderr
+
+
 def test_zz_stop_leaves_no_process_and_no_port(cluster):
     """Runs last (file order): stops the cluster and checks nothing is left."""
     pids = dict(cluster.pids)

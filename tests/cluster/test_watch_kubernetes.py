@@ -205,6 +205,74 @@ def test_bad_kubeconfig_is_a_one_line_error(tmp_path):
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
+def _kubeconfig(path: Path, server: str, user: dict, ca: Path | None = None) -> Path:
+    cluster = {"server": server}
+    if ca is not None:
+        cluster["certificate-authority"] = str(ca)
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    return path
+
+
+def _exec_user(script: Path) -> dict:
+    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
+                     "command": str(script), "interactiveMode": "Never"}}
+
+
+def _script(path: Path, text: str) -> Path:
+    path.write_text("#!/bin/sh\n" + text)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("case", ["missing-context", "plugin-exits-1", "plugin-garbage",
+                                  "unreachable-server"])
+def test_bad_cluster_settings_are_one_line_errors(kube, tmp_path, case):
+    """Each way of pointing `cruncher` at a cluster it cannot use fails with
+    exit 1 and one line that names the cause."""
+    args = ["--backend", "kubernetes", "--data-dir", str(tmp_path / "data")]
+    if case == "missing-context":
+        args += ["--kubeconfig", str(kube.kubeconfig), "--context", "no-such-context"]
+        expect = ['context "no-such-context" not found', str(kube.kubeconfig)]
+    elif case == "plugin-exits-1":
+        plugin = _script(tmp_path / "fails.sh", "echo 'token service down' >&2\nexit 1\n")
+        kc = _kubeconfig(tmp_path / "kc", kube.server, _exec_user(plugin), kube.ca)
+        args += ["--kubeconfig", str(kc)]
+        expect = [str(plugin), "exited with status 1", "token service down"]
+    elif case == "plugin-garbage":
+        plugin = _script(tmp_path / "garbage.sh", "echo 'certainly not {json'\n")
+        kc = _kubeconfig(tmp_path / "kc", kube.server, _exec_user(plugin), kube.ca)
+        args += ["--kubeconfig", str(kc)]
+        expect = [str(plugin), "not JSON"]
+    else:
+        port = free_port()  # nothing listens there
+        kc = _kubeconfig(tmp_path / "kc", f"https://127.0.0.1:{port}", {"token": "x"},
+                         kube.ca)
+        args += ["--kubeconfig", str(kc)]
+        expect = [f"127.0.0.1:{port}", "Connection refused"]
+    t0 = time.monotonic()
+    p = subprocess.run([BIN, "jobs", *args], capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t0
+    assert p.returncode == 1, p
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    for part in expect:
+        assert part in lines[0], lines[0]
+    assert "error" in lines[0].lower(), lines[0]
+    # A refused connection is retried with backoff (about 8 s), no longer.
+    assert took < 30, f"{case} took {took:.1f}s"
+
+
+def test_bad_backend_flag_is_usage_exit_2(tmp_path):
+    p = subprocess.run([BIN, "jobs", "--backend", "nope", "--data-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p
+    assert "--backend" in p.stderr and "nope" in p.stderr, p.stderr
+
+
 def free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

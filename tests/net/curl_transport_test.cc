@@ -257,6 +257,11 @@ TEST(CurlHttpTransport, AConnectionRefusedIsUnavailableAndNamesTheUrl) {
   ASSERT_FALSE(out.status.ok());
   EXPECT_EQ(out.status.code(), StatusCode::kUnavailable);
   EXPECT_NE(out.status.message().find("/gone"), std::string::npos);
+  // The cause, not only libcurl's class of error.
+  EXPECT_NE(out.status.message().find("Connection refused"), std::string::npos)
+      << out.status.message();
+  EXPECT_NE(out.status.message().find("(curl error 7: "), std::string::npos)
+      << out.status.message();
   EXPECT_FALSE(out.stopped);
 }
 

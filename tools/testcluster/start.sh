@@ -106,9 +106,12 @@ chmod 600 "$kubeconfig"
 
 # ---- process helpers ------------------------------------------------------
 # launch NAME CMD...: background, stdin from /dev/null, output to the log.
+# The command line is kept in DATA_DIR/cmd/NAME for component.sh (restarts).
 launch() {
   local name="$1"; shift
   current="$name"
+  mkdir -p "$data/cmd"
+  printf '%q ' "$@" >"$data/cmd/$name"
   "$@" </dev/null >>"$logs/$name.log" 2>&1 &
   echo "$name $!" >>"$data/pids"
   tc_log "started $name (pid $!)"

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <stop_token>
 #include <thread>
@@ -182,6 +183,37 @@ TEST_F(DispatcherTest, OurJobForAnotherMessageIdIsPoison) {
   EXPECT_EQ(d->stats().poison, 1);
   EXPECT_EQ(d->stats().acked, 0);
   EXPECT_TRUE(source_.Find(id).has_value());  // no DLQ: left in the queue
+}
+
+TEST_F(DispatcherTest, PoisonReasonSaysWhoseTheExistingJobIs) {
+  auto d = Make({}, true);
+  std::string foreign = source_.Add(R"({"msg": "x"})");
+  std::string clash = source_.Add(R"({"msg": "y"})");
+  backend_.Put({{"metadata", {{"name", JobFor(foreign)}}}});
+  backend_.Put(
+      {{"metadata",
+        {{"name", JobFor(clash)},
+         {"labels", {{std::string(kManagedByLabel), "cruncher"}}},
+         {"annotations", {{std::string(kMessageIdAnnotation), "other"}}}}}});
+  EXPECT_EQ(RunOnce(*d), 2);
+  ASSERT_EQ(dlq_.size(), 2u);
+  std::map<std::string, std::string> reasons;
+  for (const auto& m : dlq_.messages()) {
+    const MessageAttributes& attrs = m.message.attributes;
+    reasons[attrs.at(kSourceMessageIdAttribute).value] =
+        attrs.at(kErrorAttribute).value;
+  }
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {foreign, "a Job named " + JobFor(foreign)},
+      {foreign, "was not created by Cruncher"},
+      {foreign, "no label app.kubernetes.io/managed-by=cruncher"},
+      {clash, "a Job named " + JobFor(clash)},
+      {clash, "for another message (message other)"},
+      {clash, "not for message " + clash}};
+  for (const auto& [id, part] : expected) {
+    EXPECT_NE(reasons[id].find(part), std::string::npos)
+        << "reason for " << id << ": " << reasons[id] << "\nlacks: " << part;
+  }
 }
 
 struct PoisonCase {
