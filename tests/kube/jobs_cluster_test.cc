@@ -294,7 +294,7 @@ class JobsClusterTest : public ::testing::Test {
     KubeConfigOptions options;
     options.kubeconfig = kubeconfig_;
     options.namespace_override = ns_;
-    options.env = CurrentEnvironment();
+    options.env = ProcessEnvironment();
     auto config = LoadClusterConfig(options);
     EXPECT_TRUE(config.ok()) << config.status().ToString();
     if (!config.ok()) return nullptr;
@@ -580,7 +580,7 @@ TEST_F(JobsClusterTest, ServiceAccountWithCrunchersRole) {
   auto admin = LoadClusterConfig([&] {
     KubeConfigOptions o;
     o.kubeconfig = kubeconfig_;
-    o.env = CurrentEnvironment();
+    o.env = ProcessEnvironment();
     return o;
   }());
   ASSERT_TRUE(admin.ok()) << admin.status().ToString();
