@@ -1,6 +1,5 @@
 // cruncher local serve / cruncher watch --local: run the controller and the
 // local executor until SIGINT or SIGTERM.
-#include <signal.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +11,7 @@
 #include "app/queue_backend.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/shutdown.h"
 #include "core/job_name.h"
 #include "core/log.h"
 #include "dispatch/dispatcher.h"
@@ -40,6 +40,7 @@ struct ServeOptions {
   // watch with the Kubernetes backend: run only while holding this Lease.
   bool leader_elect = false;
   std::string lease_name;  // "" = cruncher-<queue label>
+  std::string grace_period = "30s";
 };
 
 void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
@@ -55,6 +56,11 @@ void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", o.verbose, "Log every Job created");
+  cmd->add_option("--grace-period", o.grace_period,
+                  "After SIGTERM or SIGINT: creates in progress get two "
+                  "thirds of this to finish, and the process exits within "
+                  "it (a Pod's terminationGracePeriodSeconds)")
+      ->capture_default_str();
   if (!o.endpoint) {
     cmd->add_flag("--leader-elect", o.leader_elect,
                   "Kubernetes backend: dispatch only while holding a Lease in "
@@ -122,13 +128,6 @@ std::string EndpointRegion(const std::string& flag) {
   return "us-east-1";
 }
 
-void WaitForSignal(const sigset_t& signals) {
-  int sig = 0;
-  sigwait(&signals, &sig);
-  Log(LogLevel::kInfo, "stopping",
-      {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
-}
-
 void LogStopped(const dispatch::DispatcherStats& st) {
   Log(LogLevel::kInfo, "stopped",
       {{"receive_calls", st.receive_calls.load()},
@@ -143,7 +142,7 @@ void LogStopped(const dispatch::DispatcherStats& st) {
 // for --max-active, on-success checks) come from an informer cache of this
 // queue's Jobs.
 int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
-                  const JobTemplate& tmpl, const sigset_t& signals) {
+                  const JobTemplate& tmpl, Shutdown& shutdown) {
   app::KubeBackendOptions kube = app::KubeOptions(o.backend);
   kube.cache = true;
   kube.queue_label = QueueLabelFor(queues.queue_name());
@@ -163,15 +162,16 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
   kube::RestClient& rest = (*backend)->rest();
   // One dispatcher per leadership term: a term's on-success bookkeeping
   // (receipt handles the next leader has since been given) dies with it.
-  auto dispatch = [&](std::stop_token stop) {
+  auto dispatch = [&](const std::stop_token& stop,
+                      const std::stop_token& cancel) {
     dispatch::Dispatcher dispatcher(queues.queue(), queues.dead_letter(),
                                     **backend, tmpl, o.runtime.dispatcher);
-    dispatcher.Run(stop);
+    dispatcher.Run(stop, cancel);
     LogStopped(dispatcher.stats());
   };
   std::jthread dispatch_thread([&](std::stop_token stop) {
     if (!lease) {
-      dispatch(stop);
+      dispatch(stop, shutdown.cancel_token());
       return;
     }
     // A replica that loses the Lease stops dispatching at once and becomes
@@ -183,7 +183,15 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
           [&](std::stop_token leading) {
             Log(LogLevel::kInfo, "leading",
                 {{"lease", lease->name}, {"identity", lease->identity}});
-            dispatch(leading);
+            // A deposed leader's creates end at once (the next leader may
+            // already be receiving); a shutdown's get the grace period.
+            std::stop_source cancel;
+            std::stop_callback on_shutdown(
+                shutdown.cancel_token(), [&cancel] { cancel.request_stop(); });
+            std::stop_callback on_lost(leading, [&cancel, &stop] {
+              if (!stop.stop_requested()) cancel.request_stop();
+            });
+            dispatch(leading, cancel.get_token());
           },
           [&] {
             Log(LogLevel::kInfo, "stopped_leading",
@@ -208,21 +216,25 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
        {"max_active", o.runtime.dispatcher.max_active},
        {"lease",
         lease ? nlohmann::json(lease->name) : nlohmann::json(nullptr)}});
-  WaitForSignal(signals);
+  shutdown.Running();
+  shutdown.Wait();
   dispatch_thread.request_stop();
   dispatch_thread.join();
   return kExitOk;
 }
 
 int Run(ServeOptions& o) {
-  // Signals are taken by sigwait below. Blocked first, before any thread
-  // starts (the stores' doorbell watchers, the endpoint, the executor), so
-  // that every thread inherits the mask; the executor's children reset it.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto grace = ParseDuration(o.grace_period);
+  if (!grace.ok() || *grace < 2'000) {
+    std::cerr << "error: --grace-period " << o.grace_period
+              << ": expected a duration of at least 2s, like 30s\n";
+    return kExitUsage;
+  }
+  // Signals are taken by Shutdown's thread. Blocked first, before any other
+  // thread starts (the stores' doorbell watchers, the endpoint, the
+  // executor), so that every thread inherits the mask; the executor's
+  // children reset it.
+  Shutdown shutdown(*grace);
 
   if (o.leader_elect && !o.backend.kubernetes()) {
     std::cerr << "error: --leader-elect needs the Kubernetes backend "
@@ -243,7 +255,7 @@ int Run(ServeOptions& o) {
           "local serve runs Jobs as local processes; use `cruncher watch "
           "--backend kubernetes` to create Kubernetes Jobs");
     }
-    return RunKubernetes(o, **queues, *tmpl, signals);
+    return RunKubernetes(o, **queues, *tmpl, shutdown);
   }
   auto jobs = app::OpenJobStore(o.backend);
   if (!jobs.ok()) return Fail(jobs.status());
@@ -295,7 +307,8 @@ int Run(ServeOptions& o) {
        {"sqs", endpoint_fields}});
   // The signal requests the dispatcher's stop (app::LocalRuntime::Stop), which
   // ends its long poll at once, local or SQS.
-  WaitForSignal(signals);
+  shutdown.Running();
+  shutdown.Wait();
   if (endpoint) endpoint->Stop();
   runtime.Stop();
   LogStopped(runtime.dispatcher().stats());

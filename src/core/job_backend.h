@@ -61,11 +61,18 @@ class JobBackend {
   // Creates several Jobs: one Status per manifest, in order, each as Create
   // would return it. Backends that can commit several at once (the local
   // store: one transaction) override this; the default calls Create.
+  // `cancel` ends creates in progress: those not known to have created
+  // their Job are then Unavailable (the outcome of one may be unknown).
   virtual std::vector<Status> CreateBatch(
-      const std::vector<nlohmann::json>& manifests) {
+      const std::vector<nlohmann::json>& manifests,
+      const std::stop_token& cancel = {}) {
     std::vector<Status> out;
     out.reserve(manifests.size());
-    for (const auto& m : manifests) out.push_back(Create(m));
+    for (const auto& m : manifests) {
+      out.push_back(cancel.stop_requested()
+                        ? Unavailable("stopped before creating the Job")
+                        : Create(m));
+    }
     return out;
   }
 

@@ -29,9 +29,85 @@ std::string SanitizeJobNamePrefix(std::string_view prefix) {
   return out.empty() ? "job-" : out;
 }
 
+namespace {
+
+// "us-east-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1".
+bool LooksLikeRegion(std::string_view label) {
+  const size_t last_dash = label.rfind('-');
+  if (last_dash == std::string_view::npos || last_dash + 1 >= label.size() ||
+      label.size() < 9) {
+    return false;
+  }
+  for (char c : label.substr(last_dash + 1)) {
+    if (c < '0' || c > '9') return false;
+  }
+  const std::string_view words = label.substr(0, last_dash);
+  if (words.size() < 4 || words[2] != '-') return false;
+  for (char c : words) {
+    if (c != '-' && (c < 'a' || c > 'z')) return false;
+  }
+  return true;
+}
+
+std::string RegionOfHost(std::string_view host) {
+  std::string lower;
+  for (char c : host) {
+    lower.push_back(
+        static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  if (lower == "queue.amazonaws.com") return "us-east-1";
+  if (lower.find(".amazonaws.com") == std::string::npos) return "";
+  std::string_view rest = lower;
+  while (!rest.empty()) {
+    const size_t dot = rest.find('.');
+    const std::string_view label = rest.substr(0, dot);
+    if (LooksLikeRegion(label)) return std::string(label);
+    if (dot == std::string_view::npos) break;
+    rest.remove_prefix(dot + 1);
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string QueueIdentity(std::string_view queue) {
+  const size_t scheme = queue.find("://");
+  if (scheme == std::string_view::npos) return std::string(queue);
+  std::string_view rest = queue.substr(scheme + 3);
+  const size_t path_at = rest.find('/');
+  std::string_view authority = rest.substr(0, path_at);
+  std::string_view path =
+      path_at == std::string_view::npos ? "" : rest.substr(path_at);
+  if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  std::string_view host = authority;
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(0, host.find(']') + 1);
+  } else if (const size_t colon = host.find(':');
+             colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  if (const size_t query = path.find_first_of("?#");
+      query != std::string_view::npos) {
+    path = path.substr(0, query);
+  }
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  const size_t name_at = path.rfind('/');
+  if (name_at == std::string_view::npos) return std::string(queue);
+  const std::string_view name = path.substr(name_at + 1);
+  std::string_view account = path.substr(0, name_at);
+  if (const size_t slash = account.rfind('/');
+      slash != std::string_view::npos) {
+    account.remove_prefix(slash + 1);
+  }
+  return RegionOfHost(host) + ":" + std::string(account) + ":" +
+         std::string(name);
+}
+
 std::string JobNameFor(std::string_view prefix, std::string_view queue,
                        std::string_view message_id) {
-  std::string key(queue);
+  std::string key = QueueIdentity(queue);
   key.push_back('\n');
   key.append(message_id);
   return SanitizeJobNamePrefix(prefix) +
@@ -79,7 +155,7 @@ std::string LeaseNameFor(std::string_view queue) {
   while (!readable.empty() && readable.back() == '-') readable.pop_back();
   std::string name = "cruncher-";
   if (!readable.empty()) name += readable + "-";
-  return name + Sha256Hex(queue).substr(0, 10);
+  return name + Sha256Hex(QueueIdentity(queue)).substr(0, 10);
 }
 
 }  // namespace cruncher

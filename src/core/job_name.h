@@ -23,7 +23,16 @@ inline constexpr size_t kJobNameHashLength = 10;
 // An empty result becomes "job-".
 std::string SanitizeJobNamePrefix(std::string_view prefix);
 
-// prefix + 10 hex digits of SHA-256(queue "\n" message_id).
+// What stays the same however an SQS queue URL is spelled (attack finding
+// 5): "REGION:ACCOUNT:NAME" (the tail of the queue's ARN) for a URL, the
+// region read from an AWS host name (sqs.R.amazonaws.com, R.queue...,
+// vpce-...sqs.R.vpce..., queue.amazonaws.com = us-east-1) and empty for
+// other hosts (localhost and 127.0.0.1 are the same emulator); `queue`
+// itself for a local queue's name.
+std::string QueueIdentity(std::string_view queue);
+
+// prefix + 10 hex digits of SHA-256(QueueIdentity(queue) "\n" message_id),
+// so that two spellings of one queue's URL make one Job per message.
 std::string JobNameFor(std::string_view prefix, std::string_view queue,
                        std::string_view message_id);
 
@@ -38,9 +47,10 @@ std::string QueueLabelFor(std::string_view queue);
 
 // The default Lease of `watch --leader-elect` for `queue` (a name or an SQS
 // URL): "cruncher-" + the queue's name made a DNS label (lower case, ≤40
-// characters) + "-" + 10 hex digits of the SHA-256 of the whole `queue`, so
-// that any SQS name gives a valid object name and two queues of the same
-// name (other regions or accounts) never share a Lease.
+// characters) + "-" + 10 hex digits of the SHA-256 of QueueIdentity(queue),
+// so that any SQS name gives a valid object name, two queues of the same
+// name (other regions or accounts) never share a Lease, and two spellings
+// of one queue's URL always do.
 std::string LeaseNameFor(std::string_view queue);
 
 }  // namespace cruncher

@@ -247,7 +247,7 @@ void Dispatcher::Release(const std::string& message_id,
 
 int Dispatcher::ReceiveWait(Millis now) const {
   int wait = options_.wait_seconds;
-  if (!tracked_.empty()) {
+  if (InFlight()) {
     // Whole seconds, rounded down: the check is never late for the wait.
     wait = std::min(wait, static_cast<int>(
                               std::max<Millis>(0, (next_check_ - now) / 1000)));
@@ -256,7 +256,7 @@ int Dispatcher::ReceiveWait(Millis now) const {
 }
 
 Millis Dispatcher::WakeBy(Millis t) const {
-  return tracked_.empty() ? t : std::min(t, next_check_);
+  return InFlight() ? std::min(t, next_check_) : t;
 }
 
 Millis Dispatcher::ExtendWhenLeft() const {
@@ -266,8 +266,23 @@ Millis Dispatcher::ExtendWhenLeft() const {
                           check_interval_ + kCheckLag);
 }
 
-Result<int> Dispatcher::RunOnce(const std::stop_token& stop) {
+Result<int> Dispatcher::RunOnce(const std::stop_token& stop,
+                                const std::stop_token& cancel) {
   Millis now = clock_.NowMillis();
+  if (!held_.empty()) {
+    // Nothing more is received while the backend fails.
+    if (stop.stop_requested()) return 0;
+    if (now < held_retry_at_) {
+      CheckTracked(now, false);
+      clock_.SleepUntil(WakeBy(held_retry_at_), stop);
+      return 0;
+    }
+    std::vector<Attempt> retry = std::move(held_);
+    held_.clear();
+    CreateAndSettle(std::move(retry), now, cancel);
+    CheckTracked(clock_.NowMillis(), false);
+    return 0;
+  }
   int batch = 10;
   if (options_.max_active > 0) {
     auto active = backend_.CountUnfinished();
@@ -294,7 +309,7 @@ Result<int> Dispatcher::RunOnce(const std::stop_token& stop) {
     }
     batch = std::min(batch, tokens);
   }
-  if (!tracked_.empty() && next_check_ - now < 1'000) {
+  if (InFlight() && next_check_ - now < 1'000) {
     // The receive waits whole seconds: a check due within one comes first.
     if (!clock_.SleepUntil(next_check_, stop)) return 0;
     now = clock_.NowMillis();
@@ -311,10 +326,8 @@ Result<int> Dispatcher::RunOnce(const std::stop_token& stop) {
   if (create_bucket_)
     create_bucket_->Take(static_cast<int>(received->size()), now);
   // Render every message, then create their Jobs in one batch.
-  std::vector<const Message*> rendered_messages;
-  std::vector<std::string> job_names;
-  std::vector<nlohmann::json> manifests;
-  for (const Message& m : *received) {
+  std::vector<Attempt> attempts;
+  for (Message& m : *received) {
     stats_.received++;
     auto rendered = template_.RenderForMessage(m, source_.name());
     if (!rendered.ok()) {
@@ -323,35 +336,52 @@ Result<int> Dispatcher::RunOnce(const std::stop_token& stop) {
           m.id);  // terminal: dead-lettered or left to redrive
       continue;
     }
-    rendered_messages.push_back(&m);
-    job_names.push_back((*rendered)["metadata"]["name"].get<std::string>());
-    manifests.push_back(std::move(rendered).value());
+    std::string job = (*rendered)["metadata"]["name"].get<std::string>();
+    attempts.push_back({std::move(m), std::move(job),
+                        std::move(rendered).value(),
+                        now + options_.visibility_seconds * 1000LL});
   }
-  std::vector<Status> created = manifests.empty()
-                                    ? std::vector<Status>()
-                                    : backend_.CreateBatch(manifests);
+  const int count = static_cast<int>(received->size());
+  CreateAndSettle(std::move(attempts), now, cancel);
+  // A Job that already existed may have finished: check new ones at once.
+  CheckTracked(clock_.NowMillis(), count > 0);
+  return count;
+}
+
+void Dispatcher::CreateAndSettle(std::vector<Attempt> attempts, Millis now,
+                                 const std::stop_token& cancel) {
+  if (attempts.empty()) return;
+  std::vector<nlohmann::json> manifests;
+  manifests.reserve(attempts.size());
+  for (const Attempt& a : attempts) manifests.push_back(a.manifest);
+  const std::vector<Status> created = backend_.CreateBatch(manifests, cancel);
   std::vector<std::string> to_delete;
-  for (size_t i = 0; i < rendered_messages.size(); ++i) {
-    const Message& m = *rendered_messages[i];
-    const std::string& job = job_names[i];
+  std::vector<Attempt> failed;
+  std::string failure;
+  bool answered = false;  // the backend decided at least one create
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    Attempt& a = attempts[i];
+    const Message& m = a.message;
     std::string reason;
-    switch (Classify(m, job, created[i], &reason)) {
+    switch (Classify(m, a.job, created[i], &reason)) {
       case Outcome::kPoison:
+        answered = true;
         Poison(m, reason);
         retry_backoff_.Forget(
             m.id);  // terminal: dead-lettered or left to redrive
         break;
-      case Outcome::kTransient: {
+      case Outcome::kTransient:
         stats_.transient_errors++;
+        if (failure.empty()) failure = reason;
         Log(LogLevel::kWarn, "job_create_failed",
             {{"queue", source_.name()},
              {"message_id", m.id},
-             {"job", job},
+             {"job", a.job},
              {"error", reason}});
-        Release(m.id, m.receipt_handle, "transient error");
+        failed.push_back(std::move(a));
         break;
-      }
       case Outcome::kCreated:
+        answered = true;
         if (options_.ack == AckStrategy::kOnCreate) {
           retry_backoff_.Forget(m.id);  // terminal: acked
           to_delete.push_back(m.receipt_handle);
@@ -359,10 +389,25 @@ Result<int> Dispatcher::RunOnce(const std::stop_token& stop) {
           // A redelivered message whose Job already exists keeps its failure
           // count, so a Job that keeps failing backs off further each time.
           if (created[i].ok()) retry_backoff_.Forget(m.id);
-          tracked_.push_back({job, m.id, m.receipt_handle,
+          tracked_.push_back({a.job, m.id, m.receipt_handle,
                               now + options_.visibility_seconds * 1000LL});
         }
         break;
+    }
+  }
+  if (answered && backend_failures_ > 0) {
+    Log(LogLevel::kInfo, "backend_recovered",
+        {{"queue", source_.name()}, {"failed_tries", backend_failures_}});
+    backend_failures_ = 0;
+  }
+  if (!failed.empty()) {
+    if (answered) {
+      // The backend works: these failed for their own reasons.
+      for (const Attempt& a : failed) {
+        Release(a.message.id, a.message.receipt_handle, "transient error");
+      }
+    } else {
+      Hold(std::move(failed), failure, clock_.NowMillis());
     }
   }
   if (!to_delete.empty()) {
@@ -376,17 +421,73 @@ Result<int> Dispatcher::RunOnce(const std::stop_token& stop) {
       }
     }
   }
-  // A Job that already existed may have finished: check new ones at once.
-  CheckTracked(now, !received->empty());
-  return static_cast<int>(received->size());
+}
+
+void Dispatcher::Hold(std::vector<Attempt> attempts, const std::string& reason,
+                      Millis now) {
+  stats_.backend_failures++;
+  const Millis delay = options_.backend_backoff.Delay(++backend_failures_);
+  held_retry_at_ = now + delay;
+  if (!InFlight()) next_check_ = now + check_interval_;
+  // Invisible for a whole visibility timeout from now: the failed creates
+  // may have taken most of the one the messages were received with.
+  std::vector<std::string> handles;
+  handles.reserve(attempts.size());
+  for (const Attempt& a : attempts) handles.push_back(a.message.receipt_handle);
+  const auto extended =
+      source_.ChangeVisibilityBatch(handles, options_.visibility_seconds);
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    if (!extended[i].status.ok()) {
+      // Its receipt has lapsed: the queue delivers it again, to us or to
+      // another replica.
+      Log(LogLevel::kWarn, "message_returned",
+          {{"queue", source_.name()},
+           {"message_id", attempts[i].message.id},
+           {"error", extended[i].status.ToString()}});
+      continue;
+    }
+    attempts[i].visible_until = now + options_.visibility_seconds * 1000LL;
+    held_.push_back(std::move(attempts[i]));
+  }
+  Log(LogLevel::kError, "backend_unavailable",
+      {{"queue", source_.name()},
+       {"error", reason},
+       {"held_messages", held_.size()},
+       {"retry_in_ms", delay},
+       {"action",
+        "holding the messages received and receiving no more until the Job "
+        "backend answers"}});
+}
+
+void Dispatcher::HandBack() {
+  if (held_.empty()) return;
+  std::vector<std::string> handles;
+  handles.reserve(held_.size());
+  for (const Attempt& a : held_) handles.push_back(a.message.receipt_handle);
+  long long ok = 0;
+  for (const auto& r : source_.ChangeVisibilityBatch(handles, 0)) {
+    if (r.status.ok()) ok++;
+  }
+  stats_.handed_back += ok;
+  Log(LogLevel::kInfo, "messages_handed_back",
+      {{"queue", source_.name()},
+       {"messages", held_.size()},
+       {"visible_now", ok}});
+  held_.clear();
 }
 
 void Dispatcher::CheckTracked(Millis now, bool force) {
-  if (tracked_.empty() || (!force && now < next_check_)) return;
+  if (!InFlight() || (!force && now < next_check_)) return;
   next_check_ = now + check_interval_;
   std::vector<std::string> complete;
   std::vector<Tracked> still;
   std::vector<std::string> extend;
+  for (Attempt& a : held_) {
+    if (a.visible_until - now < ExtendWhenLeft()) {
+      extend.push_back(a.message.receipt_handle);
+      a.visible_until = now + options_.visibility_seconds * 1000LL;
+    }
+  }
   for (auto& t : tracked_) {
     auto job = backend_.Get(t.job);
     bool unknown = !job.ok() && job.status().code() != StatusCode::kNotFound;
@@ -437,10 +538,11 @@ void Dispatcher::CheckTracked(Millis now, bool force) {
   }
 }
 
-void Dispatcher::Run(const std::stop_token& stop) {
+void Dispatcher::Run(const std::stop_token& stop,
+                     const std::stop_token& cancel) {
   int failures = 0;
   while (!stop.stop_requested()) {
-    auto n = RunOnce(stop);
+    auto n = RunOnce(stop, cancel);
     if (n.ok()) {
       failures = 0;
       continue;
@@ -458,6 +560,7 @@ void Dispatcher::Run(const std::stop_token& stop) {
       CheckTracked(clock_.NowMillis(), false);
     }
   }
+  HandBack();
 }
 
 }  // namespace cruncher::dispatch

@@ -14,15 +14,27 @@
 // Poison messages (not a JSON object, a missing variable, a Job the backend
 // rejects) are never dropped: with a dead-letter queue they are sent there
 // with the reason in the `cruncher-error` attribute and then deleted;
-// without one they stay for the queue's own redrive. Transient errors leave
-// the message in the queue, invisible for a per-message exponential backoff.
+// without one they stay for the queue's own redrive.
+//
+// A failed create is the backend's fault, not the message's, when no create
+// of the batch got an answer (the API server is down, refuses our
+// credentials, lacks the namespace): then every receive would count toward
+// the queue's maxReceiveCount and the redrive policy would move valid
+// messages to the DLQ. So the batch is held instead: its messages stay
+// received and invisible (extended like on-success ones), nothing more is
+// received, and the creates are tried again after a backoff (1 s .. 30 s)
+// until the backend answers. When some creates of a batch succeed, the
+// others failed for their own reasons: they return to the queue after a
+// per-message exponential backoff.
 // `max_active` stops receiving while that many Jobs of ours are unfinished;
 // `create_per_second` caps Job creations with a token bucket (the API
 // server's protection); a batch takes no more messages than either allows.
 //
 // Every wait (the long poll, backpressure, the backoff after a failure) goes
 // through the Clock and the caller's stop token, so a stop ends the loop at
-// once and tests drive time with a FakeClock.
+// once and tests drive time with a FakeClock. A stop lets the creates in
+// progress finish (a second token, `cancel`, ends them), then hands the
+// messages it holds back to the queue at once (visibility 0).
 //
 // Thread-safety: one thread runs the loop; stats() may be read from others.
 #ifndef CRUNCHER_DISPATCH_DISPATCHER_H_
@@ -30,6 +42,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -66,6 +79,8 @@ struct DispatcherOptions {
   Millis check_interval = 2'000;
   // Backoff for transient errors and failed Jobs (on-success).
   ExponentialBackoff retry_backoff{1'000, 300'000};
+  // Between tries of a held batch while the backend fails.
+  ExponentialBackoff backend_backoff{1'000, 30'000};
   // Messages whose failure counts are kept (see ItemBackoff).
   std::size_t backoff_capacity = ItemBackoff::kDefaultCapacity;
 };
@@ -81,6 +96,10 @@ struct DispatcherStats {
   std::atomic<long long> transient_errors{0};
   std::atomic<long long> released{
       0};  // on-success: failed Job, message returned
+  // Batches held because the backend failed, and the messages handed back
+  // to the queue at a stop.
+  std::atomic<long long> backend_failures{0};
+  std::atomic<long long> handed_back{0};
 };
 
 class Dispatcher {
@@ -96,17 +115,25 @@ class Dispatcher {
   // Returns the number of messages received; errors are logged and counted,
   // and only a failure to reach the queue or the backend at all is returned.
   // A stop requested through `stop` ends any wait early (the receive then
-  // returns what it has, usually nothing).
-  Result<int> RunOnce(const std::stop_token& stop = {});
+  // returns what it has, usually nothing); `cancel` ends the creates in
+  // progress (their messages are then held, their outcome unknown).
+  Result<int> RunOnce(const std::stop_token& stop = {},
+                      const std::stop_token& cancel = {});
   // Loops until `stop` is requested; after a failed iteration it waits an
-  // exponential backoff (1 s .. retry_backoff.cap) through the clock.
-  void Run(const std::stop_token& stop);
+  // exponential backoff (1 s .. retry_backoff.cap) through the clock. Then
+  // hands the held messages back (HandBack).
+  void Run(const std::stop_token& stop, const std::stop_token& cancel = {});
+  // Makes the held messages (received, no Job yet) visible again at once,
+  // for another replica or the next start.
+  void HandBack();
 
   const DispatcherStats& stats() const { return stats_; }
   // on-success: messages held in flight for running Jobs.
   size_t tracked() const { return tracked_.size(); }
   // Messages whose failure count is kept for their retry backoff.
   size_t backoff_entries() const { return retry_backoff_.size(); }
+  // Messages held, invisible, while the backend fails.
+  size_t held() const { return held_.size(); }
 
  private:
   struct Tracked {
@@ -114,6 +141,13 @@ class Dispatcher {
     std::string message_id;
     std::string receipt_handle;
     Millis visible_until = 0;
+  };
+  // A rendered message whose Job is to be created.
+  struct Attempt {
+    Message message;
+    std::string job;
+    nlohmann::json manifest;
+    Millis visible_until = 0;  // while held
   };
   enum class Outcome { kCreated, kPoison, kTransient };
   // What the create result means for the message; `reason` says why for
@@ -123,7 +157,14 @@ class Dispatcher {
   void Poison(const Message& message, const std::string& reason);
   void Release(const std::string& message_id, const std::string& handle,
                const std::string& why);
+  // Creates the attempts' Jobs and acts on each outcome (above).
+  void CreateAndSettle(std::vector<Attempt> attempts, Millis now,
+                       const std::stop_token& cancel);
+  void Hold(std::vector<Attempt> attempts, const std::string& reason,
+            Millis now);
+  // Checks on-success Jobs and extends what is in flight (tracked and held).
   void CheckTracked(Millis now, bool force);
+  bool InFlight() const { return !tracked_.empty() || !held_.empty(); }
   int ReceiveWait(Millis now) const;
   // A wait that should end at `t` ends by the next on-success check instead
   // when messages are tracked, so no wait outlasts their visibility.
@@ -140,6 +181,9 @@ class Dispatcher {
   DispatcherStats stats_;
   ItemBackoff retry_backoff_;
   std::vector<Tracked> tracked_;
+  std::vector<Attempt> held_;
+  Millis held_retry_at_ = 0;
+  int backend_failures_ = 0;  // consecutive held tries
   Millis next_check_ = 0;
   const Millis check_interval_;  // on-success, adapted to the visibility
   std::optional<TokenBucket> create_bucket_;

@@ -49,12 +49,17 @@ Status KubeJobBackend::CacheReady() const {
 }
 
 Status KubeJobBackend::Create(const nlohmann::json& manifest) {
+  return CreateUntil(manifest, stop_.get_token());
+}
+
+Status KubeJobBackend::CreateUntil(const nlohmann::json& manifest,
+                                   const std::stop_token& stop) {
   const std::string name = MetadataString(manifest, "name");
   // Two tries at most: a second POST only after a GET showed the first did
   // not create the Job.
   Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    Result<Job> created = jobs_.Create(manifest, stop_.get_token());
+    Result<Job> created = jobs_.Create(manifest, stop);
     if (created.ok()) {
       if (informer_ != nullptr) informer_->Put(*created);
       return Status::Ok();
@@ -62,7 +67,7 @@ Status KubeJobBackend::Create(const nlohmann::json& manifest) {
     last = created.status();
     if (last.code() != StatusCode::kUnavailable || name.empty()) return last;
     // The outcome is unknown: look before creating again.
-    Result<Job> existing = jobs_.Get(name, stop_.get_token());
+    Result<Job> existing = jobs_.Get(name, stop);
     if (existing.ok()) {
       if (informer_ != nullptr) informer_->Put(*existing);
       return AlreadyExists("job " + name + " exists (created by the request " +
@@ -74,12 +79,20 @@ Status KubeJobBackend::Create(const nlohmann::json& manifest) {
 }
 
 std::vector<Status> KubeJobBackend::CreateBatch(
-    const std::vector<nlohmann::json>& manifests) {
+    const std::vector<nlohmann::json>& manifests,
+    const std::stop_token& cancel) {
+  // Ended by the caller's cancel or by this backend's destruction.
+  std::stop_source either;
+  std::stop_callback on_cancel(cancel, [&either] { either.request_stop(); });
+  std::stop_callback on_close(stop_.get_token(),
+                              [&either] { either.request_stop(); });
   std::vector<std::future<Status>> pending;
   pending.reserve(manifests.size());
   for (const auto& manifest : manifests) {
-    pending.push_back(std::async(
-        std::launch::async, [this, &manifest] { return Create(manifest); }));
+    pending.push_back(std::async(std::launch::async,
+                                 [this, &manifest, stop = either.get_token()] {
+                                   return CreateUntil(manifest, stop);
+                                 }));
   }
   std::vector<Status> out;
   out.reserve(pending.size());

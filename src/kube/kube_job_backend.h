@@ -51,8 +51,8 @@ class KubeJobBackend final : public JobBackend {
   Status Create(const nlohmann::json& manifest) override;
   // Creates the batch's Jobs concurrently (they share one HTTP/2
   // connection), one Status per manifest, in order.
-  std::vector<Status> CreateBatch(
-      const std::vector<nlohmann::json>& manifests) override;
+  std::vector<Status> CreateBatch(const std::vector<nlohmann::json>& manifests,
+                                  const std::stop_token& cancel = {}) override;
   Result<Job> Get(const std::string& name) override;
   Result<std::vector<Job>> List() override;
   Status Delete(const std::string& name) override;
@@ -75,6 +75,10 @@ class KubeJobBackend final : public JobBackend {
   // OK once the informer's first list has landed; Unavailable (saying why
   // the list fails) before. Requires informer_.
   Status CacheReady() const;
+  // Create, ended by `stop`: a POST whose answer is lost is checked with a
+  // GET before a second POST.
+  Status CreateUntil(const nlohmann::json& manifest,
+                     const std::stop_token& stop);
 
   std::unique_ptr<RestClient> rest_;
   JobClient jobs_;

@@ -88,8 +88,9 @@ Status LocalJobStore::Create(const json& manifest) {
   return CreateBatch({manifest}).front();
 }
 
+// One quick transaction: `cancel` has nothing to end.
 std::vector<Status> LocalJobStore::CreateBatch(
-    const std::vector<json>& manifests) {
+    const std::vector<json>& manifests, const std::stop_token& /*cancel*/) {
   std::vector<Status> results(manifests.size());
   std::vector<std::pair<size_t, json>> valid;
   Millis now = clock_.NowMillis();

@@ -36,8 +36,8 @@ class LocalJobStore final : public JobBackend {
   // then stores it as Pending.
   Status Create(const nlohmann::json& manifest) override;
   // All valid manifests in one transaction (one disk sync).
-  std::vector<Status> CreateBatch(
-      const std::vector<nlohmann::json>& manifests) override;
+  std::vector<Status> CreateBatch(const std::vector<nlohmann::json>& manifests,
+                                  const std::stop_token& cancel = {}) override;
   Result<Job> Get(const std::string& name) override;
   Result<std::vector<Job>> List() override;
   // Deletes the record and the logs; a running attempt is stopped by the

@@ -130,3 +130,54 @@ TEST(LeaseNameFor, IsAValidObjectNameForAnySqsQueueName) {
 
 }  // namespace
 }  // namespace cruncher
+
+namespace cruncher {
+namespace {
+
+// Attack finding 5: a queue URL spelled two ways made two Jobs per message.
+TEST(QueueIdentity, IsTheSameForEverySpellingOfOneQueue) {
+  const std::string want = "us-east-1:123456789012:spell";
+  for (const char* url :
+       {"https://sqs.us-east-1.amazonaws.com/123456789012/spell",
+        "https://queue.amazonaws.com/123456789012/spell",
+        "https://SQS.us-east-1.amazonaws.com/123456789012/spell/",
+        "https://us-east-1.queue.amazonaws.com/123456789012/spell",
+        "https://vpce-0abc-xyz.sqs.us-east-1.vpce.amazonaws.com/123456789012/"
+        "spell",
+        "https://sqs.us-east-1.amazonaws.com:443/123456789012/spell?x=1"}) {
+    EXPECT_EQ(QueueIdentity(url), want) << url;
+  }
+  // Emulators: the host does not matter.
+  EXPECT_EQ(QueueIdentity("http://127.0.0.1:15000/123456789012/spell"),
+            QueueIdentity("http://localhost:15000/123456789012/spell"));
+  EXPECT_EQ(QueueIdentity("http://[::1]:9324/000000000000/tasks"),
+            ":000000000000:tasks");
+  // Local queue names are themselves.
+  EXPECT_EQ(QueueIdentity("tasks"), "tasks");
+}
+
+TEST(QueueIdentity, TellsQueuesApart) {
+  EXPECT_NE(QueueIdentity("https://sqs.us-east-1.amazonaws.com/1/q"),
+            QueueIdentity("https://sqs.eu-west-1.amazonaws.com/1/q"));
+  EXPECT_NE(QueueIdentity("https://sqs.us-east-1.amazonaws.com/1/q"),
+            QueueIdentity("https://sqs.us-east-1.amazonaws.com/2/q"));
+  EXPECT_NE(QueueIdentity("https://sqs.us-gov-west-1.amazonaws.com/1/q"),
+            QueueIdentity("https://sqs.us-east-1.amazonaws.com/1/q"));
+  // Malformed URLs do not crash and stay distinct.
+  for (const char* odd : {"http://", "http:///", "https://host", "x://[::1",
+                          "https://h/a", "https://@/a/b"}) {
+    (void)QueueIdentity(odd);
+  }
+  EXPECT_NE(QueueIdentity("https://h/a"), QueueIdentity("https://h/b"));
+}
+
+TEST(QueueIdentity, NamesOneJobAndOneLeasePerQueue) {
+  EXPECT_EQ(
+      JobNameFor("p-", "http://127.0.0.1:15000/123456789012/spell", "m"),
+      JobNameFor("p-", "http://localhost:15000/123456789012/spell/", "m"));
+  EXPECT_EQ(LeaseNameFor("https://sqs.us-east-1.amazonaws.com/1/q"),
+            LeaseNameFor("https://queue.amazonaws.com/1/q"));
+}
+
+}  // namespace
+}  // namespace cruncher

@@ -378,33 +378,133 @@ TEST_F(DispatcherTest, LongReasonIsTruncatedToFitTheSizeLimit) {
   EXPECT_TRUE(logs_.Contains(reason));  // whole, in the log
 }
 
-TEST_F(DispatcherTest, TransientBackendErrorLeavesTheMessageWithBackoff) {
+// Attack finding 1: a backend that fails for every message (API server down,
+// 401, 403, a missing namespace) released each message after 1 s, and every
+// receive counted toward maxReceiveCount: valid messages went to the DLQ.
+TEST_F(DispatcherTest, BackendFailureHoldsTheBatchAndReceivesNothingMore) {
+  DispatcherOptions options;
+  options.visibility_seconds = 30;
+  options.backend_backoff = {1'000, 30'000};
+  auto d = Make(options, true);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(source_.Add(R"({"msg": ")" + std::to_string(i) + "\"}"));
+  }
+  for (int i = 0; i < 3; ++i) {
+    backend_.QueueCreateError(Unavailable("connection refused"));
+  }
+  EXPECT_EQ(RunOnce(*d), 3);
+  EXPECT_EQ(d->held(), 3u);
+  EXPECT_EQ(d->stats().backend_failures, 1);
+  EXPECT_TRUE(logs_.Contains("backend_unavailable"));
+  // Held for a whole visibility timeout, not released.
+  ASSERT_EQ(source_.visibility_calls().size(), 3u);
+  for (const auto& call : source_.visibility_calls()) {
+    EXPECT_EQ(call.seconds, 30);
+  }
+  // Before the backoff ends: no receive, no create.
+  const size_t receives = source_.receive_calls().size();
+  const int creates = backend_.create_calls();
+  EXPECT_EQ(RunOnce(*d), 0);
+  EXPECT_EQ(source_.receive_calls().size(), receives);
+  EXPECT_EQ(backend_.create_calls(), creates);
+  // The retry fails too: the backoff doubles.
+  clock_.Advance(1'000);
+  for (int i = 0; i < 3; ++i)
+    backend_.QueueCreateError(FailedPrecondition("403 Forbidden"));
+  EXPECT_EQ(RunOnce(*d), 0);
+  EXPECT_EQ(d->held(), 3u);
+  EXPECT_EQ(d->stats().backend_failures, 2);
+  clock_.Advance(1'000);
+  EXPECT_EQ(RunOnce(*d), 0);
+  EXPECT_EQ(backend_.create_calls(), creates + 3);  // not yet
+  // Then the backend answers: every Job is made and every message acked,
+  // each received once.
+  clock_.Advance(1'000);
+  EXPECT_EQ(RunOnce(*d), 0);
+  EXPECT_EQ(d->held(), 0u);
+  EXPECT_EQ(backend_.size(), 3u);
+  EXPECT_EQ(source_.size(), 0u);
+  EXPECT_EQ(d->stats().acked, 3);
+  EXPECT_EQ(dlq_.size(), 0u);
+  EXPECT_EQ(source_.receive_calls().size(), receives);
+  EXPECT_TRUE(logs_.Contains("backend_recovered"));
+}
+
+TEST_F(DispatcherTest, HeldMessagesStayInvisibleThroughALongOutage) {
+  DispatcherOptions options;
+  options.visibility_seconds = 10;
+  auto d = Make(options, true);
+  std::string id = source_.Add(R"({"msg": "x"})");
+  for (int i = 0; i < 1000; ++i) {
+    backend_.QueueCreateError(Unavailable("timeout"));
+  }
+  EXPECT_EQ(RunOnce(*d), 1);
+  // Ten minutes of outage, the loop running as Run would run it (the fake
+  // clock jumps to the end of each of its waits).
+  const Millis end = clock_.NowMillis() + 600'000;
+  while (clock_.NowMillis() < end) {
+    ASSERT_TRUE(d->RunOnce().ok());
+    ASSERT_EQ(source_.Depth()->visible, 0) << "at " << clock_.NowMillis();
+  }
+  EXPECT_EQ(source_.Find(id)->message.receive_count, 1);
+  EXPECT_EQ(d->held(), 1u);
+  EXPECT_EQ(source_.receive_calls().size(), 1u);
+  // The backoff is capped at 30 s: about 20 tries in ten minutes.
+  EXPECT_LE(d->stats().backend_failures, 30);
+  EXPECT_GE(d->stats().backend_failures, 15);
+}
+
+TEST_F(DispatcherTest, FailuresBesideSuccessesAreTheMessagesOwn) {
   DispatcherOptions options;
   options.retry_backoff = {1'000, 60'000};
   auto d = Make(options, true);
-  backend_.QueueCreateError(Unavailable("apiserver: 503"));
-  std::string id = source_.Add(R"({"msg": "x"})");
-  EXPECT_EQ(RunOnce(*d), 1);
+  std::string failing = source_.Add(R"({"msg": "a"})");
+  source_.Add(R"({"msg": "b"})");
+  backend_.QueueCreateError(Unavailable("webhook failed for this one"));
+  EXPECT_EQ(RunOnce(*d), 2);
+  EXPECT_EQ(d->held(), 0u);
   EXPECT_EQ(d->stats().transient_errors, 1);
-  EXPECT_EQ(d->stats().poison, 0);
-  EXPECT_EQ(d->stats().acked, 0);
-  EXPECT_TRUE(source_.deleted_handles().empty());
-  EXPECT_EQ(dlq_.size(), 0u);
-  ASSERT_EQ(source_.visibility_calls().size(), 1u);
-  EXPECT_EQ(source_.visibility_calls()[0].seconds, 1);  // backoff 1 s
-  // Fails again after it reappears: the backoff doubles.
-  clock_.Advance(1'000);
-  backend_.QueueCreateError(Throttled("429"));
-  EXPECT_EQ(RunOnce(*d), 1);
-  ASSERT_EQ(source_.visibility_calls().size(), 2u);
-  EXPECT_EQ(source_.visibility_calls()[1].seconds, 2);
-  EXPECT_EQ(d->stats().transient_errors, 2);
-  // Then it works.
-  clock_.Advance(2'000);
-  EXPECT_EQ(RunOnce(*d), 1);
-  EXPECT_EQ(backend_.size(), 1u);
-  EXPECT_FALSE(source_.Find(id).has_value());
   EXPECT_EQ(d->stats().acked, 1);
+  // Released after its own backoff, not held.
+  ASSERT_EQ(source_.visibility_calls().size(), 1u);
+  EXPECT_EQ(source_.visibility_calls()[0].seconds, 1);
+  EXPECT_TRUE(source_.Find(failing).has_value());
+  clock_.Advance(1'000);
+  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(backend_.size(), 2u);
+  EXPECT_EQ(source_.size(), 0u);
+}
+
+TEST_F(DispatcherTest, StopHandsHeldMessagesBackAtOnce) {
+  auto d = Make({}, true);
+  std::string id = source_.Add(R"({"msg": "x"})");
+  backend_.QueueCreateError(Unavailable("timeout"));
+  EXPECT_EQ(RunOnce(*d), 1);
+  ASSERT_EQ(d->held(), 1u);
+  std::stop_source stop;
+  stop.request_stop();
+  d->Run(stop.get_token());
+  EXPECT_EQ(d->held(), 0u);
+  EXPECT_EQ(d->stats().handed_back, 1);
+  ASSERT_FALSE(source_.visibility_calls().empty());
+  EXPECT_EQ(source_.visibility_calls().back().seconds, 0);
+  EXPECT_EQ(source_.Depth()->visible, 1);
+  EXPECT_EQ(backend_.size(), 0u);
+}
+
+TEST_F(DispatcherTest, CancelledCreatesLeaveTheirMessagesToHandBack) {
+  auto d = Make({}, true);
+  source_.Add(R"({"msg": "x"})");
+  source_.Add(R"({"msg": "y"})");
+  std::stop_source cancel;
+  cancel.request_stop();
+  EXPECT_EQ(d->RunOnce({}, cancel.get_token()).value(), 2);
+  EXPECT_EQ(backend_.size(), 0u);
+  EXPECT_EQ(d->held(), 2u);
+  d->HandBack();
+  EXPECT_EQ(source_.Depth()->visible, 2);
+  EXPECT_EQ(d->stats().handed_back, 2);
 }
 
 TEST_F(DispatcherTest, TransientErrorCheckingAnExistingJob) {
@@ -606,11 +706,13 @@ TEST_F(DispatcherTest, StopReachesTheReceive) {
 // Defect 5: ids of finished messages were never forgotten.
 TEST_F(DispatcherTest, BackoffForgetsMessagesOnEveryTerminalOutcome) {
   auto d = Make({}, true);
-  // A transient failure, then the message turns out to be poison: it goes
-  // to the DLQ, and its failure count with it.
+  // A transient failure of its own (the other message of the batch got its
+  // Job), then the message turns out to be poison: it goes to the DLQ, and
+  // its failure count with it.
   std::string poison = source_.Add(R"({"msg": "x"})");
+  source_.Add(R"({"msg": "ok"})");
   backend_.QueueCreateError(Unavailable("503"));
-  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(RunOnce(*d), 2);
   EXPECT_EQ(d->backoff_entries(), 1u);
   clock_.Advance(1'000);
   backend_.QueueCreateError(InvalidArgument("Job.batch is invalid"));
@@ -620,12 +722,13 @@ TEST_F(DispatcherTest, BackoffForgetsMessagesOnEveryTerminalOutcome) {
   // A transient failure, then the Job exists (its first create succeeded
   // after all) and the message is acked.
   source_.Add(R"({"msg": "y"})");
+  source_.Add(R"({"msg": "ok2"})");
   backend_.QueueCreateError(Unavailable("503"));
-  EXPECT_EQ(RunOnce(*d), 1);
+  EXPECT_EQ(RunOnce(*d), 2);
   EXPECT_EQ(d->backoff_entries(), 1u);
   clock_.Advance(1'000);
   EXPECT_EQ(RunOnce(*d), 1);
-  EXPECT_EQ(d->stats().acked, 1);
+  EXPECT_EQ(d->stats().acked, 3);
   EXPECT_EQ(d->backoff_entries(), 0u);
   EXPECT_FALSE(source_.Find(poison).has_value());
 }
