@@ -41,6 +41,7 @@ struct ServeOptions {
   bool leader_elect = false;
   std::string lease_name;  // "" = cruncher-<queue label>
   std::string grace_period = "30s";
+  int receivers = 4;  // watch with the Kubernetes backend
 };
 
 void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
@@ -66,6 +67,12 @@ void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
                   "Kubernetes backend: dispatch only while holding a Lease in "
                   "the namespace, so that replicas never dispatch at once "
                   "(lease 15s, renew deadline 10s, retry 2s)");
+    cmd->add_option("--receivers", o.receivers,
+                    "Kubernetes backend: dispatchers receiving and creating "
+                    "at once; all but one idle while the queue is shallow "
+                    "(a receive returns fewer than 10 messages)")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
     cmd->add_option("--lease-name", o.lease_name,
                     "The Lease of --leader-elect (default: "
                     "cruncher-<queue name>)");
@@ -133,8 +140,11 @@ void LogStopped(const dispatch::DispatcherStats& st) {
       {{"receive_calls", st.receive_calls.load()},
        {"received", st.received.load()},
        {"jobs_created", st.jobs_created.load()},
+       {"acked", st.acked.load()},
        {"poison", st.poison.load()},
-       {"dead_lettered", st.dead_lettered.load()}});
+       {"dead_lettered", st.dead_lettered.load()},
+       {"backend_failures", st.backend_failures.load()},
+       {"handed_back", st.handed_back.load()}});
 }
 
 // watch with the Kubernetes backend: the dispatcher creates Jobs through
@@ -162,12 +172,29 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
   kube::RestClient& rest = (*backend)->rest();
   // One dispatcher per leadership term: a term's on-success bookkeeping
   // (receipt handles the next leader has since been given) dies with it.
+  // --receivers dispatchers, one thread each, sharing the room under
+  // --max-active and the create rate.
   auto dispatch = [&](const std::stop_token& stop,
                       const std::stop_token& cancel) {
-    dispatch::Dispatcher dispatcher(queues.queue(), queues.dead_letter(),
-                                    **backend, tmpl, o.runtime.dispatcher);
-    dispatcher.Run(stop, cancel);
-    LogStopped(dispatcher.stats());
+    dispatch::ReceiverGroup group;
+    dispatch::DispatcherOptions options = o.runtime.dispatcher;
+    options.group = &group;
+    options.create_per_second /= o.receivers;
+    std::vector<std::unique_ptr<dispatch::Dispatcher>> dispatchers;
+    for (int i = 0; i < o.receivers; ++i) {
+      options.only_when_deep = i > 0;
+      dispatchers.push_back(std::make_unique<dispatch::Dispatcher>(
+          queues.queue(), queues.dead_letter(), **backend, tmpl, options));
+    }
+    {
+      std::vector<std::jthread> threads;
+      for (auto& d : dispatchers) {
+        threads.emplace_back([&d, &stop, &cancel] { d->Run(stop, cancel); });
+      }
+    }
+    dispatch::DispatcherStats total;
+    for (const auto& d : dispatchers) total += d->stats();
+    LogStopped(total);
   };
   std::jthread dispatch_thread([&](std::stop_token stop) {
     if (!lease) {
@@ -214,6 +241,7 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
        {"namespace", (*backend)->namespace_name()},
        {"selector", (*backend)->selector()},
        {"max_active", o.runtime.dispatcher.max_active},
+       {"receivers", o.receivers},
        {"lease",
         lease ? nlohmann::json(lease->name) : nlohmann::json(nullptr)}});
   shutdown.Running();

@@ -129,6 +129,49 @@ OutgoingMessage DeadLetterCopy(const Message& message, std::string_view reason,
 
 }  // namespace
 
+DispatcherStats& DispatcherStats::operator+=(const DispatcherStats& other) {
+  for (auto [mine, theirs] : {std::pair{&receive_calls, &other.receive_calls},
+                              {&received, &other.received},
+                              {&jobs_created, &other.jobs_created},
+                              {&jobs_existing, &other.jobs_existing},
+                              {&acked, &other.acked},
+                              {&poison, &other.poison},
+                              {&dead_lettered, &other.dead_lettered},
+                              {&transient_errors, &other.transient_errors},
+                              {&released, &other.released},
+                              {&backend_failures, &other.backend_failures},
+                              {&handed_back, &other.handed_back}}) {
+    *mine += theirs->load();
+  }
+  return *this;
+}
+
+int ReceiverGroup::Reserve(int want, int room) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int take = std::max(0, std::min(want, room - reserved_));
+  reserved_ += take;
+  return take;
+}
+
+void ReceiverGroup::Release(int taken) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reserved_ -= taken;
+}
+
+void ReceiverGroup::SetDeep(bool deep) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (deep_ == deep) return;
+    deep_ = deep;
+  }
+  deep_changed_.notify_all();
+}
+
+bool ReceiverGroup::WaitUntilDeep(const std::stop_token& stop) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return deep_changed_.wait(lock, stop, [this] { return deep_; });
+}
+
 std::optional<AckStrategy> ParseAckStrategy(const std::string& text) {
   if (text == "on-create") return AckStrategy::kOnCreate;
   if (text == "on-success") return AckStrategy::kOnSuccess;
@@ -283,14 +326,32 @@ Result<int> Dispatcher::RunOnce(const std::stop_token& stop,
     CheckTracked(clock_.NowMillis(), false);
     return 0;
   }
+  ReceiverGroup* group = options_.group;
+  if (group != nullptr && options_.only_when_deep && !InFlight()) {
+    // Nothing of its own to look after: idle until the queue is deep.
+    if (!group->WaitUntilDeep(stop)) return 0;
+    now = clock_.NowMillis();
+  }
   int batch = 10;
+  // What this receive holds of the room under max_active, given back once
+  // its Jobs are created (and counted) or will not be.
+  int reserved = 0;
+  struct GiveBack {
+    ReceiverGroup* group;
+    int& n;
+    ~GiveBack() {
+      if (group != nullptr && n > 0) group->Release(n);
+    }
+  } give_back{group, reserved};
   if (options_.max_active > 0) {
     auto active = backend_.CountUnfinished();
     if (!active.ok()) {
       CheckTracked(now, false);  // in-flight messages still need extending
       return active.status().WithContext("count active jobs");
     }
-    batch = std::min(batch, options_.max_active - *active);
+    const int room = options_.max_active - *active;
+    batch = group != nullptr ? (reserved = group->Reserve(batch, room))
+                             : std::min(batch, room);
     if (batch <= 0) {
       // Backpressure: the messages stay safely in the queue meanwhile.
       CheckTracked(now, false);
@@ -322,6 +383,9 @@ Result<int> Dispatcher::RunOnce(const std::stop_token& stop,
   stats_.receive_calls++;
   auto received = source_.Receive(batch, ReceiveWait(now), visibility, stop);
   if (!received.ok()) return received.status();
+  if (group != nullptr) {
+    group->SetDeep(batch == 10 && received->size() == 10);
+  }
   now = clock_.NowMillis();
   if (create_bucket_)
     create_bucket_->Take(static_cast<int>(received->size()), now);

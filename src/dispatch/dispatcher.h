@@ -36,12 +36,21 @@
 // progress finish (a second token, `cancel`, ends them), then hands the
 // messages it holds back to the queue at once (visibility 0).
 //
-// Thread-safety: one thread runs the loop; stats() may be read from others.
+// Several dispatchers of one queue may run at once, each on its own thread
+// (`watch --receivers N`): throughput comes from concurrent receives and
+// creates, not from one loop. They share a ReceiverGroup, which keeps
+// max_active exact across them and lets all but the first idle while the
+// queue is shallow, so an idle queue costs one long poll per 20 s.
+//
+// Thread-safety: one thread runs a dispatcher's loop; stats() may be read
+// from others; a ReceiverGroup is safe for concurrent use.
 #ifndef CRUNCHER_DISPATCH_DISPATCHER_H_
 #define CRUNCHER_DISPATCH_DISPATCHER_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stop_token>
@@ -66,6 +75,28 @@ inline constexpr const char* kSourceQueueAttribute = "cruncher-source-queue";
 inline constexpr const char* kSourceMessageIdAttribute =
     "cruncher-source-message-id";
 
+// What the dispatchers (receivers) of one queue share.
+class ReceiverGroup {
+ public:
+  // Of the `room` left under max_active, takes up to `want` for a receive,
+  // less what the others have taken and not yet created.
+  int Reserve(int want, int room);
+  // Gives back what Reserve took, once those Jobs are counted (created) or
+  // will not be.
+  void Release(int taken);
+  // A receive came back full (the queue is deep: more receivers help) or
+  // not.
+  void SetDeep(bool deep);
+  // Waits until the queue is deep; false if `stop` came first.
+  bool WaitUntilDeep(const std::stop_token& stop);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable_any deep_changed_;
+  int reserved_ = 0;
+  bool deep_ = false;
+};
+
 struct DispatcherOptions {
   AckStrategy ack = AckStrategy::kOnCreate;
   int max_active = 0;            // 0: no limit
@@ -83,6 +114,10 @@ struct DispatcherOptions {
   ExponentialBackoff backend_backoff{1'000, 30'000};
   // Messages whose failure counts are kept (see ItemBackoff).
   std::size_t backoff_capacity = ItemBackoff::kDefaultCapacity;
+  // Several receivers of one queue: the group they share, and whether this
+  // one only receives while the queue is deep (all but the first).
+  ReceiverGroup* group = nullptr;
+  bool only_when_deep = false;
 };
 
 struct DispatcherStats {
@@ -100,6 +135,9 @@ struct DispatcherStats {
   // to the queue at a stop.
   std::atomic<long long> backend_failures{0};
   std::atomic<long long> handed_back{0};
+
+  // Adds another dispatcher's counts (the receivers of one queue).
+  DispatcherStats& operator+=(const DispatcherStats& other);
 };
 
 class Dispatcher {

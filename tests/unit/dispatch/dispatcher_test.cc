@@ -959,3 +959,69 @@ TEST(AckStrategyTest, Parse) {
 
 }  // namespace
 }  // namespace cruncher::dispatch
+
+namespace cruncher::dispatch {
+namespace {
+
+TEST(ReceiverGroupTest, ReservationsKeepMaxActiveAcrossReceivers) {
+  ReceiverGroup group;
+  // Room for 15 more Jobs: the first receive takes 10, the second what is
+  // left, the third nothing until the first gives its share back.
+  EXPECT_EQ(group.Reserve(10, 15), 10);
+  EXPECT_EQ(group.Reserve(10, 15), 5);
+  EXPECT_EQ(group.Reserve(10, 15), 0);
+  group.Release(10);
+  EXPECT_EQ(group.Reserve(10, 15), 10);
+  // Less room than reserved (Jobs were created meanwhile): nothing, never
+  // a negative batch.
+  EXPECT_EQ(group.Reserve(10, 3), 0);
+}
+
+TEST_F(DispatcherTest, SecondaryReceiverIdlesUntilTheQueueIsDeep) {
+  ReceiverGroup group;
+  DispatcherOptions primary_options;
+  primary_options.group = &group;
+  DispatcherOptions secondary_options = primary_options;
+  secondary_options.only_when_deep = true;
+  auto primary = Make(primary_options, false);
+  auto secondary = Make(secondary_options, false);
+  std::stop_source stop;
+  std::atomic<int> secondary_received{-1};
+  std::thread waiting([&] {
+    auto n = secondary->RunOnce(stop.get_token());
+    secondary_received = n.ok() ? *n : -2;
+  });
+  // A shallow queue: the primary's receive is not full; the secondary
+  // does not receive.
+  source_.Add(R"({"msg": "one"})");
+  EXPECT_EQ(RunOnce(*primary), 1);
+  EXPECT_EQ(source_.receive_calls().size(), 1u);
+  EXPECT_EQ(secondary_received, -1);
+  // A deep one: a full receive wakes the secondary, which takes the rest.
+  for (int i = 0; i < 15; ++i) {
+    source_.Add(R"({"msg": ")" + std::to_string(i) + "\"}");
+  }
+  EXPECT_EQ(RunOnce(*primary), 10);
+  ASSERT_TRUE(
+      cruncher::testing::WaitFor([&] { return secondary_received >= 0; }));
+  waiting.join();
+  EXPECT_EQ(secondary_received, 5);
+  EXPECT_EQ(backend_.size(), 16u);
+  EXPECT_EQ(source_.size(), 0u);
+}
+
+TEST_F(DispatcherTest, IdleSecondaryReceiverStopsAtOnce) {
+  ReceiverGroup group;
+  DispatcherOptions options;
+  options.group = &group;
+  options.only_when_deep = true;
+  auto secondary = Make(options, false);
+  std::stop_source stop;
+  std::thread loop([&] { secondary->Run(stop.get_token()); });
+  stop.request_stop();
+  loop.join();
+  EXPECT_EQ(secondary->stats().receive_calls, 0);
+}
+
+}  // namespace
+}  // namespace cruncher::dispatch
