@@ -1,7 +1,9 @@
 #include "app/kube_backend.h"
 
 #include <utility>
+#include <vector>
 
+#include "core/log.h"
 #include "kube/kubeconfig.h"
 #include "kube/process_runner.h"
 #include "kube/rest_client.h"
@@ -34,6 +36,65 @@ Result<std::unique_ptr<kube::KubeJobBackend>> OpenKubeJobBackend(
   return std::make_unique<kube::KubeJobBackend>(
       std::move(rest),
       kube::KubeJobBackendOptions{options.queue_label, options.cache});
+}
+
+namespace {
+
+// One dry run: OK, or why the template (not a message) fails, or
+// Unavailable when the server's answer says nothing either way.
+Status DryRun(kube::KubeJobBackend& backend, const JobTemplate& tmpl,
+              const std::string& template_path, bool numbers) {
+  kube::ApiError error;
+  const Status checked =
+      backend.CreateDryRun(tmpl.SampleManifest(numbers), &error);
+  if (checked.ok()) return checked;
+  if (checked.code() == StatusCode::kUnavailable ||
+      checked.code() == StatusCode::kThrottled) {
+    return checked;
+  }
+  if (checked.code() == StatusCode::kInvalidArgument) {
+    if (error.fields.empty()) {
+      // A body the server could not decode (a number where a string goes):
+      // a lone placeholder's type decides that, and so the message does.
+      if (tmpl.has_typed_placeholders()) return Unavailable(checked.message());
+      return InvalidArgument(
+          "template " + template_path +
+          " is rejected by the API server: " + checked.message());
+    }
+    std::string template_fields;
+    for (const std::string& field : error.fields) {
+      if (tmpl.FilledByMessage(field)) continue;
+      template_fields += (template_fields.empty() ? "" : ", ") + field;
+    }
+    if (template_fields.empty()) return Status::Ok();  // each message's
+    return InvalidArgument(
+        "template " + template_path + " is rejected by the API server for " +
+        template_fields + " (not filled by messages): " + checked.message());
+  }
+  return Status(checked.code(),
+                "template " + template_path +
+                    ": a dry-run create fails: " + checked.message());
+}
+
+}  // namespace
+
+Status CheckTemplate(kube::KubeJobBackend& backend, const JobTemplate& tmpl,
+                     const std::string& template_path) {
+  // Lone placeholders as numbers first (backoffLimit: $n), then as text
+  // (name: $cname): one of the two fits a template whose lone placeholders
+  // are all of one kind.
+  Status checked = DryRun(backend, tmpl, template_path, true);
+  if (checked.code() == StatusCode::kUnavailable &&
+      tmpl.has_typed_placeholders()) {
+    checked = DryRun(backend, tmpl, template_path, false);
+  }
+  if (checked.code() == StatusCode::kUnavailable ||
+      checked.code() == StatusCode::kThrottled) {
+    Log(LogLevel::kWarn, "template_check_skipped",
+        {{"template", template_path}, {"error", checked.message()}});
+    return Status::Ok();
+  }
+  return checked;
 }
 
 }  // namespace cruncher::app

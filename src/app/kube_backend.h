@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "core/template.h"
 #include "kube/kube_job_backend.h"
 
 namespace cruncher::app {
@@ -33,6 +34,16 @@ struct KubeBackendOptions {
 // (InvalidArgument, NotFound).
 Result<std::unique_ptr<kube::KubeJobBackend>> OpenKubeJobBackend(
     const KubeBackendOptions& options);
+
+// Before `watch` dispatches: a server-side dry run of the template's
+// SampleManifest. A template every message's Job would fail with (a missing
+// restartPolicy, a forbidden create, a namespace that does not exist) is an
+// error here, instead of sending the whole queue to the dead-letter queue
+// one message at a time. Errors only in fields the messages fill
+// (JobTemplate::FilledByMessage) and an API server that does not answer
+// are not: those are each message's, or an outage the dispatcher waits out.
+Status CheckTemplate(kube::KubeJobBackend& backend, const JobTemplate& tmpl,
+                     const std::string& template_path);
 
 }  // namespace cruncher::app
 

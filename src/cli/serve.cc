@@ -158,6 +158,10 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
   kube.queue_label = QueueLabelFor(queues.queue_name());
   auto backend = app::OpenKubeJobBackend(kube);
   if (!backend.ok()) return Fail(backend.status());
+  if (Status checked = app::CheckTemplate(**backend, tmpl, o.template_path);
+      !checked.ok()) {
+    return Fail(checked);
+  }
   std::optional<kube::LeaseConfig> lease;
   if (o.leader_elect) {
     lease.emplace();

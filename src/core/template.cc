@@ -354,4 +354,82 @@ Result<nlohmann::json> JobTemplate::RenderForMessage(
   return job;
 }
 
+namespace {
+
+// `$name` or `${` (a `$$` is a literal dollar, `$(` Kubernetes' own).
+bool HasPlaceholder(std::string_view text) {
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] != '$') continue;
+    const char next = text[i + 1];
+    if (next == '$') {
+      ++i;
+      continue;
+    }
+    if (next == '{' || next == '_' ||
+        std::isalpha(static_cast<unsigned char>(next))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool AnyPlaceholder(const json& node) {
+  if (node.is_string())
+    return HasPlaceholder(node.get_ref<const std::string&>());
+  if (node.is_object() || node.is_array()) {
+    for (const auto& child : node) {
+      if (AnyPlaceholder(child)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+json JobTemplate::SampleManifest(bool numbers) const {
+  json out = manifest_;
+  if (numbers) {
+    for (const std::string& slot : typed_slots_) {
+      out[json::json_pointer(slot)] = 1;
+    }
+  }
+  out["metadata"]["name"] = name_prefix_ + std::string(kJobNameHashLength, '0');
+  return out;
+}
+
+bool JobTemplate::FilledByMessage(std::string_view field_path) const {
+  // "a.b[0].c" walks a → b → 0 → c; anything unexpected is "not found".
+  const json* node = &manifest_;
+  size_t i = 0;
+  while (i < field_path.size()) {
+    if (field_path[i] == '.') {
+      ++i;
+      continue;
+    }
+    if (field_path[i] == '[') {
+      const size_t close = field_path.find(']', i);
+      if (close == std::string_view::npos || !node->is_array()) return false;
+      size_t index = 0;
+      const std::string_view digits = field_path.substr(i + 1, close - i - 1);
+      if (digits.empty() || digits.size() > 6) return false;
+      for (char c : digits) {
+        if (c < '0' || c > '9') return false;
+        index = index * 10 + static_cast<size_t>(c - '0');
+      }
+      if (index >= node->size()) return false;
+      node = &(*node)[index];
+      i = close + 1;
+      continue;
+    }
+    const size_t end = field_path.find_first_of(".[", i);
+    const std::string key(field_path.substr(i, end - i));
+    if (!node->is_object()) return false;
+    const auto it = node->find(key);
+    if (it == node->end()) return false;
+    node = &*it;
+    i = end == std::string_view::npos ? field_path.size() : end;
+  }
+  return AnyPlaceholder(*node);
+}
+
 }  // namespace cruncher

@@ -59,6 +59,20 @@ class JobTemplate {
   Result<nlohmann::json> RenderForMessage(const Message& message,
                                           std::string_view queue) const;
 
+  // The manifest as the API server would get it for a message, without
+  // one: for a server-side dry run of the template at start-up. Strings
+  // keep their placeholders as text; a lone unquoted placeholder (which
+  // takes a number's type) becomes 1 with `numbers`, else stays text;
+  // metadata.name is the prefix + ten zeros.
+  nlohmann::json SampleManifest(bool numbers) const;
+  // Whether any lone unquoted placeholder exists (see SampleManifest).
+  bool has_typed_placeholders() const { return !typed_slots_.empty(); }
+  // Whether the API server's field path ("spec.template.spec.containers[0]
+  // .name", as in a 422's details.causes) holds, or contains, a string with
+  // a placeholder: a field the message fills, whose error in the sample
+  // says nothing of the template. False for a field the template lacks.
+  bool FilledByMessage(std::string_view field_path) const;
+
   // The name prefix: metadata.generateName, else metadata.name + "-".
   const std::string& name_prefix() const { return name_prefix_; }
   const nlohmann::json& manifest() const { return manifest_; }

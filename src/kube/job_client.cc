@@ -70,6 +70,20 @@ Result<Job> JobClient::Create(nlohmann::json manifest,
   return JobFrom(request, rest_.DoText(request, stop));
 }
 
+Status JobClient::CreateDryRun(nlohmann::json manifest,
+                               const std::stop_token& stop, ApiError* error) {
+  if (!manifest.is_object() || !manifest.contains("metadata") ||
+      !manifest["metadata"].is_object()) {
+    return InvalidArgument("the Job manifest has no metadata");
+  }
+  manifest["metadata"]["namespace"] = namespace_;
+  return rest_
+      .DoText({"POST", WithQuery(CollectionPath(), {{"dryRun", "All"}}),
+               manifest.dump()},
+              stop, error)
+      .status();
+}
+
 Result<Job> JobClient::Get(const std::string& name,
                            const std::stop_token& stop) {
   const ApiRequest request{"GET", CollectionPath() + "/" + name, ""};
@@ -177,7 +191,7 @@ Status JobClient::Watch(const std::string& label_selector,
           }
           std::string reason = StringField(*payload, "reason");
           std::string message = StringField(*payload, "message");
-          event_api_error = ApiError{code, reason};
+          event_api_error = ApiError{code, reason, {}};
           event_error =
               Status(StatusCodeForHttp(code, reason),
                      "watch " + CollectionPath() + ": " + std::to_string(code) +

@@ -47,6 +47,10 @@ class JobClient {
   // Job as the server stored it. AlreadyExists on 409 AlreadyExists;
   // InvalidArgument when the server rejects the object (400/422).
   Result<Job> Create(nlohmann::json manifest, const std::stop_token& stop = {});
+  // The same POST with dryRun=All: the server validates and admits the Job
+  // but stores nothing. `error` gets the Status's reason and fields.
+  Status CreateDryRun(nlohmann::json manifest, const std::stop_token& stop,
+                      ApiError* error);
 
   Result<Job> Get(const std::string& name, const std::stop_token& stop = {});
 

@@ -100,6 +100,11 @@ std::vector<Status> KubeJobBackend::CreateBatch(
   return out;
 }
 
+Status KubeJobBackend::CreateDryRun(const nlohmann::json& manifest,
+                                    ApiError* error) {
+  return jobs_.CreateDryRun(manifest, stop_.get_token(), error);
+}
+
 Result<Job> KubeJobBackend::Get(const std::string& name) {
   if (informer_ != nullptr && informer_->HasSynced()) {
     if (std::optional<Job> job = informer_->Get(name)) return std::move(*job);

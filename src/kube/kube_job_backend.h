@@ -63,6 +63,10 @@ class KubeJobBackend final : public JobBackend {
   Status StreamLogs(const std::string& name, const LogOptions& options,
                     LogSink& sink, std::stop_token stop) override;
 
+  // Creates the Job with dryRun=All (validated and admitted, not stored);
+  // `error` gets the API's reason and the fields at fault.
+  Status CreateDryRun(const nlohmann::json& manifest, ApiError* error);
+
   // The label selector of our Jobs.
   const std::string& selector() const { return selector_; }
   const std::string& namespace_name() const { return jobs_.namespace_name(); }

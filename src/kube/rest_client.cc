@@ -54,11 +54,24 @@ std::string StringField(const nlohmann::json& object, const char* key) {
 // The Status object of an error response, or what can be said without one.
 ApiError ParseApiError(long http_status, const std::string& body,
                        std::string& message) {
-  ApiError error{http_status, ""};
+  ApiError error{http_status, "", {}};
   Result<nlohmann::json> status = ParseJson(body);
   if (status.ok() && status->is_object()) {
     error.reason = StringField(*status, "reason");
     message = StringField(*status, "message");
+    const auto details = status->find("details");
+    if (details != status->end() && details->is_object()) {
+      const auto causes = details->find("causes");
+      if (causes != details->end() && causes->is_array()) {
+        for (const auto& cause : *causes) {
+          if (error.fields.size() == kMaxCauseFields) break;
+          if (cause.is_object()) {
+            std::string field = StringField(cause, "field");
+            if (!field.empty()) error.fields.push_back(std::move(field));
+          }
+        }
+      }
+    }
   }
   if (error.reason.empty()) error.reason = HttpReasonPhrase(http_status);
   if (message.empty()) {
@@ -317,7 +330,7 @@ Result<std::string> RestClient::DoText(const ApiRequest& request,
       request,
       request.timeout_ms > 0 ? request.timeout_ms : options_.request_timeout_ms,
       stop, nullptr, failure);
-  if (error != nullptr) *error = ApiError{0, ""};
+  if (error != nullptr) *error = ApiError{};
   if (!failure.ok()) return failure;  // names the request already
   const long http = out.response.status;
   if (http >= 200 && http < 300) return std::move(out.response.body);
@@ -374,7 +387,7 @@ Status RestClient::Stream(
   net::HttpOutcome out =
       SendWithRetries(request, request.timeout_ms, stop, on_body, failure);
   const std::string what = request.method + " " + request.path;
-  if (error != nullptr) *error = ApiError{0, ""};
+  if (error != nullptr) *error = ApiError{};
   if (closed_by_handler) return Status::Ok();
   if (too_long) {
     return Unavailable(what + ": a streamed object over " +

@@ -26,6 +26,7 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/backoff.h"
 #include "core/clock.h"
@@ -67,7 +68,11 @@ struct ApiRequest {
 struct ApiError {
   long http_status = 0;
   std::string reason;
+  // The fields a 422's details.causes name ("spec.template.spec.
+  // restartPolicy"), at most kMaxCauseFields.
+  std::vector<std::string> fields;
 };
+inline constexpr size_t kMaxCauseFields = 32;
 
 // Maps an HTTP status to the code callers act on: 400/422 InvalidArgument
 // (the object is rejected: permanent), 404 and 410 NotFound, 409

@@ -195,6 +195,37 @@ def test_no_permission_names_the_verb_and_resource(kube, tmp_path):
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
+def test_template_every_job_would_fail_with_stops_watch_at_start(kube, tmp_path):
+    """Attack finding 8: a template the API server always rejects sent the
+    whole queue to the dead-letter queue at full speed. A dry run of the
+    template at start-up refuses it, naming the field; errors only in fields
+    the messages fill (the container name here) do not."""
+    ns = new_namespace(kube)
+    data = str(tmp_path / "data")
+    _run([BIN, "send", "--data-dir", data, json.dumps({"cname": "c", "n": "1"})])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TEMPLATE.replace("      restartPolicy: Never\n", ""))
+    p = subprocess.run([BIN, "watch", "--local", "--backend", "kubernetes", "--data-dir", data,
+                        "-t", str(bad), *kube_args(kube, ns)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p
+    assert "restartPolicy" in p.stderr and str(bad) in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    status = json.loads(_run([BIN, "status", "--data-dir", data, "--backend", "local",
+                              "-o", "json"]).stdout)
+    assert status["queue"]["visible"] == 1 and status["deadLetterQueue"]["visible"] == 0, status
+    assert not jobs_in(kube, ns)  # the dry run stored nothing
+
+    # A namespace that does not exist: the same, at start, not message by message.
+    good = tmp_path / "good.yaml"
+    good.write_text(TEMPLATE)
+    p = subprocess.run([BIN, "watch", "--local", "--backend", "kubernetes", "--data-dir", data,
+                        "-t", str(good), *kube_args(kube, "no-such-namespace")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p
+    assert "not found" in p.stderr and "no-such-namespace" in p.stderr, p.stderr
+
+
 def test_bad_kubeconfig_is_a_one_line_error(tmp_path):
     bad = tmp_path / "kc"
     bad.write_text("{{{ not: yaml")

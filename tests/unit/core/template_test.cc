@@ -618,5 +618,63 @@ TEST(TemplateTest, RenderingDoesNotChangeTheTemplate) {
   EXPECT_EQ(t.manifest().dump(), before);
 }
 
+// The start-up dry run (attack finding 8) sends the template as is, and
+// tells the fields the messages fill from the template's own.
+TEST(TemplateTest, SampleManifestAndFieldsFilledByMessages) {
+  auto t = JobTemplate::Parse(R"yaml(
+apiVersion: batch/v1
+kind: Job
+metadata:
+  generateName: work-
+  labels: {team: $team, fixed: yes}
+spec:
+  backoffLimit: $retries
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: $cname
+        image: busybox
+        command: ["echo", "$$HOME", "$(VAR)", "${n}"]
+)yaml",
+                              "job.yaml");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->has_typed_placeholders());
+  const nlohmann::json numbers = t->SampleManifest(true);
+  EXPECT_EQ(numbers["metadata"]["name"], "work-0000000000");
+  EXPECT_EQ(numbers["spec"]["backoffLimit"], 1);  // lone placeholders
+  EXPECT_EQ(numbers["spec"]["template"]["spec"]["containers"][0]["name"], 1);
+  EXPECT_EQ(numbers["metadata"]["labels"]["team"], 1);
+  EXPECT_EQ(numbers["spec"]["template"]["spec"]["containers"][0]["command"][3],
+            "${n}");  // inside a string: text
+  EXPECT_FALSE(numbers["metadata"].contains("generateName"));
+  const nlohmann::json text = t->SampleManifest(false);
+  EXPECT_EQ(text["spec"]["backoffLimit"], "$retries");
+  EXPECT_EQ(text["spec"]["template"]["spec"]["containers"][0]["name"],
+            "$cname");
+  EXPECT_TRUE(t->FilledByMessage("spec.template.spec.containers[0].name"));
+  EXPECT_TRUE(t->FilledByMessage("metadata.labels"));
+  EXPECT_TRUE(t->FilledByMessage("metadata.labels.team"));
+  EXPECT_TRUE(
+      t->FilledByMessage("spec.template.spec.containers[0].command[3]"));
+  EXPECT_TRUE(t->FilledByMessage("spec.template"));  // something under it
+  // The template's own: literal `$$` and `$(VAR)`, missing fields, odd paths.
+  EXPECT_FALSE(t->FilledByMessage("metadata.labels.fixed"));
+  EXPECT_FALSE(
+      t->FilledByMessage("spec.template.spec.containers[0].command[1]"));
+  EXPECT_FALSE(
+      t->FilledByMessage("spec.template.spec.containers[0].command[2]"));
+  EXPECT_FALSE(t->FilledByMessage("spec.template.spec.restartPolicy"));
+  EXPECT_FALSE(t->FilledByMessage("spec.template.spec.activeDeadlineSeconds"));
+  for (const char* odd :
+       {"", "[", "spec[0]", "spec.template.spec.containers[",
+        "spec.template.spec.containers[x]",
+        "spec.template.spec.containers[99999999999]",
+        "spec.template.spec.containers[1].name", "..", "a.[0]"}) {
+    (void)t->FilledByMessage(odd);
+  }
+  EXPECT_FALSE(t->FilledByMessage("spec.template.spec.containers[1].name"));
+}
+
 }  // namespace
 }  // namespace cruncher

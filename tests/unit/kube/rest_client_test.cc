@@ -216,7 +216,7 @@ TEST_F(RestClientTest, APostTransportFailureIsNotRetried) {
   RestClient& client = Client([](const net::HttpRequest& request, int) {
     return FakeHttpTransport::ConnectionFailure(request);
   });
-  ApiError error{500, "x"};
+  ApiError error{500, "x", {}};
   auto body = client.Do({"POST", kJobs, "{}"}, {}, &error);
   ASSERT_FALSE(body.ok());
   EXPECT_EQ(body.status().code(), StatusCode::kUnavailable);
@@ -533,6 +533,53 @@ TEST_F(RestClientTest, StreamOpeningIsRetriedButABrokenStreamIsNot) {
   EXPECT_EQ(status.code(), StatusCode::kUnavailable);
   EXPECT_THAT(status.message(), HasSubstr("mid-body"));
   EXPECT_EQ(transport_->count(), 2);
+}
+
+}  // namespace
+}  // namespace cruncher::kube
+
+namespace cruncher::kube {
+namespace {
+
+// The 422's causes name the fields at fault (the template check reads them);
+// odd causes are skipped, and a flood of them is capped.
+TEST_F(RestClientTest, A422CarriesTheFieldsOfItsCauses) {
+  nlohmann::json causes =
+      nlohmann::json::array({{{"reason", "FieldValueRequired"},
+                              {"field", "spec.template.spec.restartPolicy"}},
+                             {{"field", 5}},
+                             "not an object",
+                             nullptr,
+                             {{"reason", "no field"}}});
+  for (int i = 0; i < 100; ++i)
+    causes.push_back({{"field", "f" + std::to_string(i)}});
+  const nlohmann::json status = {
+      {"kind", "Status"},    {"status", "Failure"},
+      {"reason", "Invalid"}, {"message", "Job.batch \"x\" is invalid"},
+      {"code", 422},         {"details", {{"causes", causes}}}};
+  RestClient& client = Client([&](const net::HttpRequest&, int) {
+    return FakeHttpTransport::Reply(422, status.dump());
+  });
+  ApiError error;
+  auto body = client.Do({"POST", kJobs, "{}"}, {}, &error);
+  ASSERT_FALSE(body.ok());
+  EXPECT_EQ(body.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(error.http_status, 422);
+  ASSERT_EQ(error.fields.size(), kMaxCauseFields);
+  EXPECT_EQ(error.fields[0], "spec.template.spec.restartPolicy");
+  EXPECT_EQ(error.fields[1], "f0");
+  // details of the wrong type: no fields, no crash.
+  for (const char* details : {R"("details":null)", R"("details":[1])",
+                              R"("details":{"causes":{"a":1}})"}) {
+    RestClient& other = Client([&](const net::HttpRequest&, int) {
+      return FakeHttpTransport::Reply(
+          422, std::string(R"({"kind":"Status","reason":"Invalid",)") +
+                   details + "}");
+    });
+    ApiError e;
+    EXPECT_FALSE(other.Do({"POST", kJobs, "{}"}, {}, &e).ok());
+    EXPECT_TRUE(e.fields.empty()) << details;
+  }
 }
 
 }  // namespace
