@@ -73,7 +73,7 @@ BATCH = 10  # messages per receive, and so Jobs created at once per receiver
 TARGET_RATIO = 0.80
 TARGET_P50_MS = 100
 TARGET_P99_MS = 500
-TARGET_RSS_KB = 40 * 1000  # 40 MB
+TARGET_RSS_BYTES = 40_000_000  # 40 MB
 # The seed's job.yaml, suspended (as bench/kube_create's Jobs) so that even
 # with --no-pause the Job controller makes no Pods.
 TEMPLATE = """\
@@ -252,7 +252,8 @@ class Process:
                 if isinstance(entry, dict) and entry.get("event") == event:
                     return entry
             time.sleep(0.05)
-        raise ClientError(f"{self.argv[1]}: no {event!r} log line after {timeout} s:\n{self.tail()}")
+        raise ClientError(f"{self.argv[1]}: no {event!r} log line after {timeout} s:\n"
+                          f"{self.tail()}")
 
     def vmhwm_kb(self):
         return vmhwm_kb(self.proc.pid)
@@ -299,12 +300,12 @@ def queue_left(sqs, url):
 
 
 def detect_receivers(binary):
-    """`--receivers` if `cruncher watch` has it (the lead may be adding it):
-    (True, its default or None), else (False, 1)."""
+    """Whether `cruncher watch` has `--receivers` (newer builds), and its
+    default if --help shows one: (True, N or None), else (False, None)."""
     out = subprocess.run([binary, "watch", "--help"], capture_output=True, text=True).stdout
     m = re.search(r"--receivers\s+INT(?:[^=\n]*=(\d+))?", out)
     if not m:
-        return False, 1
+        return False, None
     return True, int(m.group(1)) if m.group(1) else None
 
 
@@ -508,16 +509,17 @@ def main():
         if not os.access(path, os.X_OK):
             sys.exit(f"{what} {path}: not an executable file (build it: ninja -C build "
                      f"{Path(path).name})")
-    args.bin, args.create_bench = str(Path(args.bin).resolve()), str(Path(args.create_bench).resolve())
+    args.bin = str(Path(args.bin).resolve())
+    args.create_bench = str(Path(args.create_bench).resolve())
     args.receivers_flag, default_receivers = detect_receivers(args.bin)
     if not args.receivers_flag:
         if args.receivers not in (None, 1):
             sys.exit("--receivers: this cruncher's watch has no --receivers flag")
         args.receivers = 1
     elif args.receivers is None:
+        # Passed explicitly either way, so the concurrency printed is the
+        # one used.
         args.receivers = default_receivers or 1
-        if default_receivers is None:
-            args.receivers_flag = False  # its default is not printed: leave it alone
     args.concurrency = args.concurrency or args.receivers * BATCH
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -549,7 +551,7 @@ def main():
         endpoint = serve.log_event("serving", 60)["sqs"]["endpoint_url"]
         log(f"SQS endpoint: cruncher local serve at {endpoint}")
         receivers = (f"--receivers {args.receivers}" if args.receivers_flag
-                     else f"{args.receivers} receiver (its default)")
+                     else "1 receiver (this watch has no --receivers flag)")
         log(f"controller: cruncher watch, {receivers}, batches of {BATCH}: up to "
             f"{args.concurrency} creates at "
             f"once; --kube-qps 10000 --kube-burst 20000"
@@ -618,8 +620,9 @@ def main():
         rows.append(["latency p50 / p99", "FAILED", "", "-"])
     if rss:
         peak = max(rss)
-        rows.append(["controller peak RSS (VmHWM)", f"{peak / 1000:.1f} MB",
-                     f"< {TARGET_RSS_KB // 1000} MB", verdict(peak < TARGET_RSS_KB)])
+        rows.append(["controller peak RSS (VmHWM)", f"{peak * 1024 / 1e6:.1f} MB",
+                     f"< {TARGET_RSS_BYTES / 1e6:.0f} MB",
+                     verdict(peak * 1024 < TARGET_RSS_BYTES)])
     log(f"\n== cruncher watch: {args.messages} pre-filled messages, "
         f"{int(args.rate * args.latency_seconds)} at {args.rate:g}/s ==")
     log(table(["", "figure", "target", "verdict"], rows))
