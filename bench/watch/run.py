@@ -128,65 +128,87 @@ class JobWatch:
     """A watch on the Jobs of one namespace (the API's watch stream, read by
     a thread): when each Job was first seen, and its metadata. Started before
     any Job exists; `start` returns once the API server has answered, so no
-    Job created afterwards is missed."""
+    Job created afterwards is missed. It asks for metadata only
+    (PartialObjectMetadata): the API server closes a watch whose reader falls
+    behind, and whole Jobs at hundreds per second are more than a Python
+    reader on a busy 2-core machine keeps up with. A watch the server ends
+    anyway is resumed from the last resourceVersion (counted in
+    `reconnects`; the events replayed then arrive late)."""
 
     def __init__(self, kubeconfig, ns):
         kc = yaml.safe_load(Path(kubeconfig).read_text())
         ctx = next(c["context"] for c in kc["contexts"] if c["name"] == kc["current-context"])
         cluster = next(c["cluster"] for c in kc["clusters"] if c["name"] == ctx["cluster"])
         user = next(u["user"] for u in kc["users"] if u["name"] == ctx["user"])
-        url = urllib.parse.urlsplit(cluster["server"])
-        tls = ssl.create_default_context(cadata=base64.b64decode(
+        self.url = urllib.parse.urlsplit(cluster["server"])
+        self.tls = ssl.create_default_context(cadata=base64.b64decode(
             cluster["certificate-authority-data"]).decode())
-        self.conn = http.client.HTTPSConnection(url.hostname, url.port, context=tls,
-                                                timeout=3600)
         self.path = (f"/apis/batch/v1/namespaces/{ns}/jobs?watch=true&timeoutSeconds=3600&"
                      + urllib.parse.urlencode({"labelSelector": SELECTOR}))
-        self.headers = {"Authorization": f"Bearer {user['token']}"}
+        self.headers = {"Authorization": f"Bearer {user['token']}",
+                        "Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"}
         self.ns = ns
         self.seen = {}       # Job name -> time.monotonic() of its ADDED event
         self.metadata = {}   # Job name -> its metadata
         self.by_message = {}  # message id -> time.monotonic() of its Job's ADDED event
         self.deleted = 0
+        self.reconnects = 0
+        self.last_rv = None
         self.error = None
+        self.closing = False
         self.cond = threading.Condition()
-        self.sock = self.thread = None
+        self.conn = self.sock = self.thread = None
 
-    def start(self):
-        self.conn.request("GET", self.path, headers=self.headers)
-        self.sock = self.conn.sock
-        resp = self.conn.getresponse()
+    def _open(self):
+        """Opens the stream (from the last resourceVersion seen, if any);
+        returns the response."""
+        conn = http.client.HTTPSConnection(self.url.hostname, self.url.port, context=self.tls,
+                                           timeout=3600)
+        path = self.path + (f"&resourceVersion={self.last_rv}" if self.last_rv else "")
+        conn.request("GET", path, headers=self.headers)
+        self.conn, self.sock = conn, conn.sock
+        resp = conn.getresponse()
         if resp.status != 200:
             raise ClientError(f"watch on Jobs in {self.ns}: HTTP {resp.status} "
                               f"{resp.read()[:300]!r}")
+        return resp
+
+    def start(self):
+        resp = self._open()
         self.thread = threading.Thread(target=self._read, args=(resp,), daemon=True)
         self.thread.start()
         return self
 
     def _read(self, resp):
         try:
-            for line in resp:
-                now = time.monotonic()
-                event = json.loads(line)
-                kind, md = event.get("type"), event.get("object", {}).get("metadata", {})
-                with self.cond:
-                    if kind == "ADDED" and md.get("name") not in self.seen:
-                        self.seen[md["name"]] = now
-                        self.metadata[md["name"]] = md
-                        mid = md.get("annotations", {}).get(MESSAGE_ID)
-                        if mid:
-                            self.by_message[mid] = now
-                    elif kind == "DELETED":
-                        self.deleted += 1
-                    elif kind == "ERROR":
-                        self.error = json.dumps(event.get("object"))[:300]
-                    self.cond.notify_all()
-        except (OSError, ValueError, http.client.HTTPException) as e:
+            while True:
+                for line in resp:
+                    self._event(time.monotonic(), json.loads(line))
+                if self.closing:
+                    return
+                self.reconnects += 1
+                resp = self._open()
+        except (OSError, ValueError, ClientError, http.client.HTTPException) as e:
             with self.cond:
-                self.error = self.error or f"{type(e).__name__}: {e}"
+                if not self.closing:
+                    self.error = self.error or f"{type(e).__name__}: {e}"
                 self.cond.notify_all()
+
+    def _event(self, now, event):
+        kind, md = event.get("type"), event.get("object", {}).get("metadata", {})
         with self.cond:
-            self.error = self.error or "the watch ended"
+            if kind == "ERROR":
+                self.error = json.dumps(event.get("object"))[:300]
+            else:
+                self.last_rv = md.get("resourceVersion", self.last_rv)
+            if kind == "ADDED" and md.get("name") not in self.seen:
+                self.seen[md["name"]] = now
+                self.metadata[md["name"]] = md
+                mid = md.get("annotations", {}).get(MESSAGE_ID)
+                if mid:
+                    self.by_message[mid] = now
+            elif kind == "DELETED":
+                self.deleted += 1
             self.cond.notify_all()
 
     def wait_for(self, count, timeout, alive=lambda: None):
@@ -212,6 +234,7 @@ class JobWatch:
     def close(self):
         # The reader thread is blocked in a read holding the response's
         # buffer lock: end the stream under it first, then close.
+        self.closing = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -381,6 +404,7 @@ class Bench:
                               "differ from what was sent")
         span = watch.span()
         return {"ns": ns, "jobs": watch.metadata, "rate": (n - 1) / span if span else 0.0,
+                "reconnects": watch.reconnects,
                 "span": span, "from_start": t_last - t_start, "drained": drained,
                 "cpu": cpu, "srv_cores": srv_cores}
 
@@ -415,6 +439,7 @@ class Bench:
         span = watch.span()
         return {"rate": (self.args.messages - 1) / span if span else 0.0, "span": span,
                 "own_rate": res["created"] / float(res["seconds"]), "rss_kb": maxrss,
+                "reconnects": watch.reconnects,
                 "srv_cores": srv_cores}
 
     def check_same(self, watched, ceiling, ns):
@@ -469,6 +494,7 @@ class Bench:
             raise ClientError(f"{ns}: the Jobs' message ids differ from the messages sent")
         lat = [(watch.by_message[m] - t) * 1000 for m, t in sent.items()]
         return {"count": count, "p50": percentile(lat, 50), "p99": percentile(lat, 99),
+                "reconnects": watch.reconnects,
                 "max": max(lat), "sender_late_ms": late * 1000}
 
 
@@ -571,6 +597,9 @@ def main():
                 failed = True
                 log(f"  FAILED: {e}")
                 continue
+            if r["reconnects"]:
+                log(f"  note: the API server ended the Job watch {r['reconnects']} time(s); "
+                    "resumed, but the events replayed then arrived late")
             if name == "throughput":
                 log(f"  {args.messages} Jobs: first to last {r['span']:.2f} s = "
                     f"{r['rate']:.0f} Jobs/s; last Job {r['from_start']:.2f} s after the "
