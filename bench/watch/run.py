@@ -652,7 +652,8 @@ def main():
         rows.append(["controller peak RSS (VmHWM)", f"{peak * 1024 / 1e6:.1f} MB",
                      f"< {TARGET_RSS_BYTES / 1e6:.0f} MB",
                      verdict(peak * 1024 < TARGET_RSS_BYTES)])
-    log(f"\n== cruncher watch: {args.messages} pre-filled messages, "
+    receivers = f"--receivers {args.receivers}" if args.receivers_flag else "one receiver"
+    log(f"\n== cruncher watch ({receivers}): {args.messages} pre-filled messages, "
         f"{int(args.rate * args.latency_seconds)} at {args.rate:g}/s ==")
     log(table(["", "figure", "target", "verdict"], rows))
     log(f"\n{os.cpu_count()} cores; total {wall:.0f} s; local serve (the SQS endpoint) used "
