@@ -34,26 +34,21 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "bench" / "kube_create"
-TESTCLUSTER = ROOT / "tools" / "testcluster"
+sys.path.insert(0, str(ROOT / "bench"))
+from common.cluster import SERVER, Cluster, Kubectl, build_testcluster  # noqa: E402
+from common.proc import (ClientError, last_line, log, machine_busy_seconds,  # noqa: E402
+                         median, mib, other_cpu_share, own_cpu_seconds, run_program,
+                         table)
+
 SELECTOR = "app.kubernetes.io/managed-by=cruncher"
-SERVER = ("kube-apiserver", "etcd")
 NOT_BUILT = "ours: not built (pass --ours)"
 RSS_LIMIT_KB = 64 * 1024  # the target: ours <= 64 MiB ...
 RSS_RATIO = 0.5           # ... and <= half of client-go's
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-class ClientError(Exception):
-    pass
 
 
 def job_manifest(name, i):
@@ -85,128 +80,8 @@ def job_manifest(name, i):
     }
 
 
-def last_line(text):
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-def client_env():
-    # Client programs run with their runtime's defaults: no GC tuning
-    # inherited from the caller (the cluster gets its own, see Cluster).
-    env = dict(os.environ)
-    for k in ("GOGC", "GOMEMLIMIT", "GODEBUG"):
-        env.pop(k, None)
-    return env
-
-
-def run_program(argv, timeout):
-    """Runs a contract program; returns (the JSON object it printed, its peak
-    RSS in kB as the kernel saw it at exit via wait4)."""
-    try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, env=client_env())
-    except OSError as e:
-        raise ClientError(f"cannot run {argv[0]}: {e}") from e
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    out, err = [], []
-    readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()))
-               for s, b in ((proc.stdout, out), (proc.stderr, err))]
-    for t in readers:
-        t.start()
-    try:
-        _, status, rusage = os.wait4(proc.pid, 0)
-    finally:
-        timer.cancel()
-        for t in readers:
-            t.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stdout = out[0].decode(errors="replace")
-    stderr = err[0].decode(errors="replace")
-    if proc.returncode != 0:
-        why = "timed out" if proc.returncode == -signal.SIGKILL else f"exit {proc.returncode}"
-        raise ClientError(f"{' '.join(map(str, argv[:2]))}: {why}: "
-                          f"{last_line(stderr) or last_line(stdout)}")
-    try:
-        return json.loads(last_line(stdout)), rusage.ru_maxrss
-    except json.JSONDecodeError as e:
-        raise ClientError(f"{argv[0]}: last stdout line is not JSON: "
-                          f"{last_line(stdout)!r}") from e
-
-
-class Cluster:
-    """One test cluster for the whole run (tools/testcluster)."""
-
-    def __init__(self, data_dir, gogc):
-        self.data = Path(data_dir)
-        self.gogc = gogc
-        self.kubeconfig = None
-        self.paused = []
-        self.final_cpu = 0.0
-
-    def start(self):
-        env = dict(os.environ)
-        if self.gogc:
-            # Every Go process of the cluster (etcd, kube-apiserver, ...)
-            # collects garbage less often: less CPU taken from the clients
-            # and the API server on a 2-core machine.
-            env["GOGC"] = str(self.gogc)
-        t0 = time.monotonic()
-        r = subprocess.run([str(TESTCLUSTER / "start.sh"), str(self.data)], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            sys.stderr.write(r.stderr[-4000:])
-            raise SystemExit("test cluster failed to start (see above)")
-        self.kubeconfig = last_line(r.stdout)
-        return time.monotonic() - t0
-
-    def pid(self, name):
-        for line in (self.data / "pids").read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0] == name:
-                return int(parts[1])
-        raise RuntimeError(f"no pid recorded for {name}")
-
-    def cpu_seconds(self, names=None):
-        """CPU seconds used so far by the cluster's processes (all, or NAMES)."""
-        total = 0.0
-        for line in (self.data / "pids").read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 2 and (names is None or parts[0] in names):
-                total += process_cpu_seconds(int(parts[1]))
-        return total
-
-    def pause(self, name):
-        pid = self.pid(name)
-        os.kill(pid, signal.SIGSTOP)
-        self.paused.append(pid)
-
-    def stop(self):
-        if self.kubeconfig and (self.data / "pids").exists():
-            self.final_cpu = self.cpu_seconds()
-        for pid in self.paused:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        self.paused = []
-        if (self.data / "pids").exists():
-            subprocess.run([str(TESTCLUSTER / "stop.sh"), str(self.data)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-class Kubectl:
-    def __init__(self, binary, kubeconfig, cache_dir):
-        self.base = [binary, "--kubeconfig", kubeconfig, "--cache-dir", cache_dir]
-
-    def run(self, *args, stdin=None, check=True):
-        r = subprocess.run(self.base + list(args), input=stdin, capture_output=True, text=True)
-        if check and r.returncode != 0:
-            raise ClientError(f"kubectl {' '.join(args[:3])}: {last_line(r.stderr)}")
-        return r
-
-    def create_namespace(self, ns):
-        self.run("create", "namespace", ns)
+class KubectlClient(Kubectl):
+    """kubectl as a benchmarked client, and the checker of what clients made."""
 
     def create_jobs(self, ns, count, concurrency, prefix):
         """The seed's way: one `kubectl create -f -` per Job, `concurrency`
@@ -249,55 +124,10 @@ class Kubectl:
                 raise ClientError(f"namespace {ns}: Job {meta['name']} differs from the template")
 
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds():
-    """CPU seconds the whole machine has spent busy since boot (/proc/stat)."""
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (f + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / TICK
-
-
-def process_cpu_seconds(pid):
-    """utime + stime of one process, or 0 if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def own_cpu_seconds():
-    import resource
-    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
-
-
 def fmt_rate(v):
     if isinstance(v, str):
         return v
     return f"{v:.1f}" if v < 100 else f"{v:.0f}"
-
-
-def mib(kb):
-    return kb / 1024.0
-
-
-def median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
-
-
-def table(header, rows):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    def line(r):
-        return "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
-                         for i, (c, w) in enumerate(zip(r, widths)))
-    out = [line(header), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
 
 
 def clientgo_version():
@@ -341,28 +171,19 @@ def main():
     clientgo = last_line(r.stdout)
     log(f"client-go program: {clientgo} "
         f"({last_line(r.stderr).split('] ', 1)[-1]}; {time.monotonic() - t0:.1f} s)")
-    r = subprocess.run([str(TESTCLUSTER / "build.sh")], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        sys.stderr.write(r.stderr)
-        sys.exit("building the test cluster failed (see above)")
-    kubectl_bin = str(Path(last_line(r.stdout)) / "kubectl")
+    kubectl_bin = build_testcluster()
 
     tmp = Path(tempfile.mkdtemp(prefix="kube-create-bench-"))
     cluster = Cluster(tmp / "cluster", args.cluster_gogc)
     failed = False
     try:
         secs = cluster.start()
-        kc = Kubectl(kubectl_bin, cluster.kubeconfig, str(tmp / "kubectl-cache"))
-        server = kc.run("version", "-o", "json").stdout
-        sv = json.loads(server).get("serverVersion", {}).get("gitVersion", "?")
+        kc = KubectlClient(kubectl_bin, cluster.kubeconfig, str(tmp / "kubectl-cache"))
+        sv = kc.server_version()
         log(f"test cluster {sv} ready in {secs:.1f} s ({tmp / 'cluster'}); "
             f"cluster GOGC={args.cluster_gogc or 'default'}")
         if not args.no_pause:
-            # Its Job controller writes a status (condition Suspended) for
-            # every Job created, doubling the writes and taking CPU from the
-            # API server and the client on this machine; nothing here needs it.
-            cluster.pause("kube-controller-manager")
+            cluster.pause_job_controller()
             log("kube-controller-manager paused (SIGSTOP) for the runs: no status "
                 "writes behind the creates")
         # kubectl's discovery cache is warm before timing, as an operator's is.
@@ -478,9 +299,7 @@ def main():
     wall = time.monotonic() - t_all
     busy = machine_busy_seconds() - busy0
     ours_cpu = own_cpu_seconds() - own0 + cluster.final_cpu
-    # CPU that neither this harness, its clients nor the cluster used: other
-    # people's builds on a shared machine.
-    other = max(0.0, busy - ours_cpu) / wall / (os.cpu_count() or 1)
+    other = other_cpu_share(busy, ours_cpu, wall)
     log(f"\n== Jobs created per second ({args.jobs} per run"
         f"{', median of %d' % args.rounds if args.rounds > 1 else ''}; "
         "target: ours >= client-go at every concurrency) ==")

@@ -1,6 +1,9 @@
 // Our side of bench/kube_create (see its README for the contract): creates
 // Jobs with C workers through the Kubernetes client Cruncher uses, or runs
 // its informer until it caches N Jobs and reports the peak RSS.
+// `create --manifests FILE` creates the Jobs of FILE (one manifest per line)
+// instead of the contract's template: bench/watch measures the ceiling for
+// `cruncher watch` with the very Jobs the controller rendered.
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -22,13 +25,15 @@ namespace cruncher::kube {
 namespace {
 
 struct Args {
-  std::string command, kubeconfig, ns, prefix = "job";
+  std::string command, kubeconfig, ns, prefix = "job", manifests;
   long count = 0, concurrency = 1, expect = 0;
 };
 
 int Usage() {
   std::cerr << "usage: kube_create_bench create --kubeconfig K --namespace NS "
                "--count N --concurrency C --prefix P\n"
+               "       kube_create_bench create --kubeconfig K --namespace NS "
+               "--manifests FILE --concurrency C\n"
                "       kube_create_bench cache --kubeconfig K --namespace NS "
                "--expect N\n";
   return 2;
@@ -87,6 +92,8 @@ int Main(int argc, char** argv) {
       a.ns = value;
     else if (flag == "--prefix")
       a.prefix = value;
+    else if (flag == "--manifests")
+      a.manifests = value;
     else if (flag == "--count")
       a.count = std::stol(value);
     else if (flag == "--concurrency")
@@ -124,6 +131,25 @@ int Main(int argc, char** argv) {
   JobClient jobs(**rest, (*rest)->namespace_name());
 
   if (a.command == "create") {
+    std::vector<nlohmann::json> given;
+    if (!a.manifests.empty()) {
+      std::ifstream in(a.manifests);
+      if (!in) {
+        std::cerr << "cannot read " << a.manifests << "\n";
+        return 1;
+      }
+      for (std::string line; std::getline(in, line);) {
+        if (line.empty()) continue;
+        auto manifest = nlohmann::json::parse(line, nullptr, false);
+        if (!manifest.is_object()) {
+          std::cerr << a.manifests << " line " << given.size() + 1
+                    << ": not a JSON object\n";
+          return 1;
+        }
+        given.push_back(std::move(manifest));
+      }
+      a.count = static_cast<long>(given.size());
+    }
     std::atomic<long> next{0};
     std::atomic<long> created{0};
     std::atomic<bool> failed{false};
@@ -133,8 +159,10 @@ int Main(int argc, char** argv) {
       for (long w = 0; w < a.concurrency; ++w) {
         workers.emplace_back([&] {
           for (long i = next++; i < a.count && !failed; i = next++) {
-            auto job =
-                jobs.Create(JobManifest(a.prefix + "-" + std::to_string(i), i));
+            auto job = given.empty()
+                           ? jobs.Create(JobManifest(
+                                 a.prefix + "-" + std::to_string(i), i))
+                           : jobs.Create(given[i]);
             if (!job.ok()) {
               std::cerr << job.status().ToString() << "\n";
               failed = true;
