@@ -184,6 +184,7 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
     dispatch::DispatcherOptions options = o.runtime.dispatcher;
     options.group = &group;
     options.create_per_second /= o.receivers;
+    options.overlap_acks = true;
     std::vector<std::unique_ptr<dispatch::Dispatcher>> dispatchers;
     for (int i = 0; i < o.receivers; ++i) {
       options.only_when_deep = i > 0;

@@ -1,6 +1,7 @@
 #include "dispatch/dispatcher.h"
 
 #include <algorithm>
+#include <future>
 #include <iterator>
 #include <string_view>
 
@@ -474,17 +475,32 @@ void Dispatcher::CreateAndSettle(std::vector<Attempt> attempts, Millis now,
       Hold(std::move(failed), failure, clock_.NowMillis());
     }
   }
-  if (!to_delete.empty()) {
-    for (const auto& r : source_.DeleteBatch(to_delete)) {
-      if (r.status.ok()) {
-        stats_.acked++;
-      } else {
-        // The Job exists; a redelivery meets AlreadyExists and acks again.
-        Log(LogLevel::kWarn, "message_delete_failed",
-            {{"queue", source_.name()}, {"error", r.status.ToString()}});
-      }
+  if (to_delete.empty()) return;
+  if (!options_.overlap_acks) {
+    Ack(to_delete);
+    return;
+  }
+  // At most one batch of acks in flight: the previous one is done first.
+  WaitForAcks();
+  pending_acks_ =
+      std::async(std::launch::async,
+                 [this, handles = std::move(to_delete)] { Ack(handles); });
+}
+
+void Dispatcher::Ack(const std::vector<std::string>& handles) {
+  for (const auto& r : source_.DeleteBatch(handles)) {
+    if (r.status.ok()) {
+      stats_.acked++;
+    } else {
+      // The Job exists; a redelivery meets AlreadyExists and acks again.
+      Log(LogLevel::kWarn, "message_delete_failed",
+          {{"queue", source_.name()}, {"error", r.status.ToString()}});
     }
   }
+}
+
+void Dispatcher::WaitForAcks() {
+  if (pending_acks_.valid()) pending_acks_.get();
 }
 
 void Dispatcher::Hold(std::vector<Attempt> attempts, const std::string& reason,
@@ -624,6 +640,7 @@ void Dispatcher::Run(const std::stop_token& stop,
       CheckTracked(clock_.NowMillis(), false);
     }
   }
+  WaitForAcks();
   HandBack();
 }
 

@@ -977,6 +977,37 @@ TEST(ReceiverGroupTest, ReservationsKeepMaxActiveAcrossReceivers) {
   EXPECT_EQ(group.Reserve(10, 3), 0);
 }
 
+TEST_F(DispatcherTest, OverlappedAcksDeleteEveryMessageOnce) {
+  DispatcherOptions options;
+  options.overlap_acks = true;
+  auto d = Make(options, false);
+  for (int i = 0; i < 25; ++i) {
+    source_.Add(R"({"msg": ")" + std::to_string(i) + "\"}");
+  }
+  EXPECT_EQ(RunOnce(*d), 10);
+  EXPECT_EQ(RunOnce(*d), 10);  // waits for the first batch's acks
+  EXPECT_EQ(RunOnce(*d), 5);
+  d->WaitForAcks();
+  EXPECT_EQ(source_.size(), 0u);
+  EXPECT_EQ(d->stats().acked, 25);
+  EXPECT_EQ(source_.deleted_handles().size(), 25u);
+  EXPECT_EQ(backend_.size(), 25u);
+}
+
+TEST_F(DispatcherTest, RunWaitsForOverlappedAcksBeforeReturning) {
+  DispatcherOptions options;
+  options.overlap_acks = true;
+  auto d = Make(options, false);
+  source_.Add(R"({"msg": "x"})");
+  std::stop_source stop;
+  std::thread loop([&] { d->Run(stop.get_token()); });
+  ASSERT_TRUE(cruncher::testing::WaitFor([&] { return backend_.size() == 1; }));
+  stop.request_stop();
+  loop.join();
+  EXPECT_EQ(d->stats().acked, 1);
+  EXPECT_EQ(source_.size(), 0u);
+}
+
 TEST_F(DispatcherTest, SecondaryReceiverIdlesUntilTheQueueIsDeep) {
   ReceiverGroup group;
   DispatcherOptions primary_options;
