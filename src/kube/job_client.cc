@@ -2,7 +2,9 @@
 
 #include <utility>
 
+#include "core/job_name.h"
 #include "core/json_limits.h"
+#include "core/log.h"
 
 namespace cruncher::kube {
 namespace {
@@ -86,11 +88,13 @@ Status JobClient::CreateDryRun(nlohmann::json manifest,
 
 Result<Job> JobClient::Get(const std::string& name,
                            const std::stop_token& stop) {
+  CRUNCHER_RETURN_IF_ERROR(CheckJobName(name));
   const ApiRequest request{"GET", CollectionPath() + "/" + name, ""};
   return JobFrom(request, rest_.DoText(request, stop));
 }
 
 Status JobClient::Delete(const std::string& name, const std::stop_token& stop) {
+  CRUNCHER_RETURN_IF_ERROR(CheckJobName(name));
   const nlohmann::json options = {{"kind", "DeleteOptions"},
                                   {"apiVersion", "v1"},
                                   {"propagationPolicy", "Background"}};

@@ -52,6 +52,9 @@ class JobClient {
   Status CreateDryRun(nlohmann::json manifest, const std::stop_token& stop,
                       ApiError* error);
 
+  // Get and Delete refuse a name that is not a valid object name (it would
+  // be pasted into the URL path: "../../other/jobs/x") with InvalidArgument
+  // (CheckJobName), before any request.
   Result<Job> Get(const std::string& name, const std::stop_token& stop = {});
 
   // Deletes with propagationPolicy=Background. NotFound if absent.

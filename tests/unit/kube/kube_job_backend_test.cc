@@ -3,14 +3,19 @@
 // and a relist after 410 Gone.
 #include "kube/kube_job_backend.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "core/log.h"
 #include "fakes/fake_clock.h"
 #include "fakes/fake_http_transport.h"
 #include "fakes/test_util.h"
@@ -54,6 +59,15 @@ std::string Status404() {
                {"code", 404}})
       .dump();
 }
+
+class CollectingSink final : public LogSink {
+ public:
+  void BeginAttempt(const std::string& attempt) override {
+    text += "==> " + attempt + "\n";
+  }
+  void Write(std::string_view data) override { text.append(data); }
+  std::string text;
+};
 
 class KubeJobBackendTest : public ::testing::Test {
  protected:
@@ -136,6 +150,45 @@ TEST_F(KubeJobBackendTest, AlreadyExistsAndRejectionsAreReportedAsSuch) {
   EXPECT_NE(rejected.message().find("422 Invalid"), std::string::npos)
       << rejected.message();
   EXPECT_EQ(transport_->requests().size(), 2u);  // neither is looked up
+}
+
+// A name is pasted into the URL path: "../../other/jobs/victim" would reach
+// another namespace's Job. Refused before any request.
+TEST_F(KubeJobBackendTest, AnInvalidJobNameIsRefusedBeforeAnyRequest) {
+  auto backend = Backend([](const net::HttpRequest& r, int) {
+    ADD_FAILURE() << "sent " << r.method << " " << r.url;
+    return FakeHttpTransport::Reply(500, "");
+  });
+  for (const std::string name :
+       {"../../other/jobs/victim", "", "BAD NAME", "a?watch=1"}) {
+    Result<Job> got = backend->Get(name);
+    EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument) << name;
+    EXPECT_NE(got.status().message().find("invalid Job name"),
+              std::string::npos)
+        << got.status().message();
+    EXPECT_EQ(backend->Delete(name).code(), StatusCode::kInvalidArgument);
+    CollectingSink sink;
+    EXPECT_EQ(backend->StreamLogs(name, {}, sink, {}).code(),
+              StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(transport_->count(), 0);
+}
+
+// A pod name from the server goes into the log path too.
+TEST_F(KubeJobBackendTest, APodWithAnInvalidNameIsNotFetched) {
+  auto backend = Backend([](const net::HttpRequest& r, int n) {
+    if (n == 0) return FakeHttpTransport::Reply(200, JobJson("j").dump());
+    EXPECT_EQ(n, 1) << r.url;
+    return FakeHttpTransport::Reply(
+        200,
+        json({{"items",
+               json::array({{{"metadata", {{"name", "../../secrets/x"}}}}})}})
+            .dump());
+  });
+  CollectingSink sink;
+  Status logs = backend->StreamLogs("j", {}, sink, {});
+  EXPECT_EQ(logs.code(), StatusCode::kUnavailable) << logs.ToString();
+  EXPECT_EQ(transport_->count(), 2);
 }
 
 TEST_F(KubeJobBackendTest, ListPagesAndOrdersOldestFirst) {
