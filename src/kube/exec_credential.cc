@@ -101,6 +101,8 @@ Result<Credentials> ParseExecCredential(std::string_view output,
   }
   Credentials creds;
   CRUNCHER_ASSIGN_OR_RETURN(creds.token, OptionalString(*status, "token"));
+  CRUNCHER_RETURN_IF_ERROR(
+      CheckBearerToken(creds.token).WithContext("status.token"));
   CRUNCHER_ASSIGN_OR_RETURN(creds.client_certificate_pem,
                             OptionalString(*status, "clientCertificateData"));
   CRUNCHER_ASSIGN_OR_RETURN(creds.client_key_pem,

@@ -209,6 +209,8 @@ Result<UserEntry> ParseUser(const MapReader& m) {
   UserEntry u;
   CRUNCHER_RETURN_IF_ERROR(m.Check());
   CRUNCHER_ASSIGN_OR_RETURN(u.token, m.String("token"));
+  CRUNCHER_RETURN_IF_ERROR(
+      CheckBearerToken(u.token).WithContext(m.Where("token")));
   CRUNCHER_ASSIGN_OR_RETURN(u.token_file, m.String("tokenFile"));
   CRUNCHER_ASSIGN_OR_RETURN(u.cert_file, m.String("client-certificate"));
   CRUNCHER_ASSIGN_OR_RETURN(u.cert_data, m.Data("client-certificate-data"));

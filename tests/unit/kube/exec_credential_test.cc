@@ -185,6 +185,10 @@ TEST_F(ExecProviderTest, PluginFailuresAreOneLineErrors) {
                          R"(","status":{"token":5}})",
                      ""},
        "status.token is not a string"},
+      // A CR or LF would end the Authorization header and start another.
+      {ProcessResult{0, Credential("tok\r\nX-Injected: yes"), ""},
+       "status.token: the token contains a control character (byte 0x0d at "
+       "offset 3)"},
       {ProcessResult{0,
                      R"({"kind":"ExecCredential","apiVersion":")" + v1 +
                          R"(","status":{"clientKeyData":"k"}})",

@@ -14,6 +14,7 @@ namespace cruncher::kube {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class KubeconfigTest : public ::testing::Test {
  protected:
@@ -355,6 +356,14 @@ users:
       {"    token: t\n    exec: {apiVersion: client.authentication.k8s.io/v1, "
        "command: x, interactiveMode: Never}\n",
        "both a token and an exec plugin"},
+      // A CR or LF would end the Authorization header and start another.
+      {"    token: \"t\\r\\nX-Tok: 2\"\n",
+       "users[u].user.token: the token contains a control character (byte "
+       "0x0d at offset 1)"},
+      {"    token: \"t\\0\"\n",
+       "token contains a control character (byte 0x00"},
+      {"    token: \"t\\x7f\"\n",
+       "token contains a control character (byte 0x7f"},
       {"    exec: {command: x}\n", "users[u].exec.apiVersion: is not set"},
       {"    exec: {apiVersion: x, command: y}\n",
        "users[u].exec: apiVersion \"x\" is not supported"},
@@ -458,6 +467,28 @@ TEST_F(KubeconfigTest, CredentialProviderKinds) {
                         "/absent"));
 }
 
+TEST_F(KubeconfigTest, ATokenFileWithControlCharactersIsRefused) {
+  testing::FakeClock clock;
+  ClusterConfig config;
+  config.token_file = Write("token", "a\r\nX-Evil: 1\r\n");
+  config.token_file_where = "kubeconfig x: users[u].tokenFile";
+  auto provider = NewCredentialProvider(config, nullptr, clock);
+  ASSERT_TRUE(provider.ok());
+  auto creds = (*provider)->Get();
+  ASSERT_FALSE(creds.ok());
+  EXPECT_THAT(
+      creds.status().message(),
+      HasSubstr("kubeconfig x: users[u].tokenFile: " + config.token_file +
+                ": the token contains a control character (byte 0x0d "
+                "at offset 1)"));
+  EXPECT_THAT(creds.status().message(), Not(HasSubstr("X-Evil")));
+  // One trailing newline is trimmed, as before.
+  Write("token", "good\n");
+  (*provider)->Invalidate();
+  ASSERT_TRUE((*provider)->Get().ok());
+  EXPECT_EQ((*provider)->Get()->token, "good");
+}
+
 TEST_F(KubeconfigTest, InClusterConfig) {
   const std::string sa = dir_.path() + "/sa";
   InClusterPaths paths{sa + "/token", sa + "/ca.crt", sa + "/namespace"};
@@ -467,6 +498,12 @@ TEST_F(KubeconfigTest, InClusterConfig) {
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(),
               HasSubstr("in-cluster configuration: token"));
+  Write("sa/token", "tok\nX-Evil: 1\n");
+  r = LoadInClusterConfig(env, paths, "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("in-cluster configuration: token: " + sa +
+                        "/token: the token contains a control character"));
   Write("sa/token", "tok-1\n");
   r = LoadInClusterConfig(env, paths, "");
   ASSERT_FALSE(r.ok());
