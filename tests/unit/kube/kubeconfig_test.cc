@@ -313,6 +313,52 @@ current-context: ctx
       {"clusters: [{name: c, cluster: {server: 'ftp://h'}}]\ncontexts: [{name: "
        "x, context: {cluster: c}}]\n",
        "x", "clusters[c].server: \"ftp://h\" is not an https://"},
+      {"clusters: [{name: c, cluster: {server: \"http://[::1\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the IPv6 address has no ']'"},
+      {"clusters: [{name: c, cluster: {server: "
+       "\"https://[::1]x\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "unexpected text after the IPv6 address"},
+      {"clusters: [{name: c, cluster: {server: "
+       "\"https://[zz]:6443\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "is not an IPv6 address"},
+      {"clusters: [{name: c, cluster: {server: \"https://::1\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "an IPv6 address goes in [brackets]"},
+      {"clusters: [{name: c, cluster: {server: \"https://h:0\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the port is not a number from 1 to 65535"},
+      {"clusters: [{name: c, cluster: {server: "
+       "\"https://h:65536\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the port is not a number from 1 to 65535"},
+      {"clusters: [{name: c, cluster: {server: \"https://h:\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the port is not a number from 1 to 65535"},
+      {"clusters: [{name: c, cluster: {server: \"https://h:x\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the port is not a number"},
+      {"clusters: [{name: c, cluster: {server: \"https://:6443\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "no host"},
+      {"clusters: [{name: c, cluster: {server: \"https:///path\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "no host"},
+      {"clusters: [{name: c, cluster: {server: \"https://u:p@h\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "user information"},
+      {"clusters: [{name: c, cluster: {server: \"https://h?x=1\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "'?' and '#' are not allowed"},
+      {"clusters: [{name: c, cluster: {server: \"https://h /x\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "spaces"},
+      {"clusters: [{name: c, cluster: {server: \"https://h\\r\\nX: "
+       "1\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "control characters"},
       {"clusters: [{name: c, cluster: {server: 'https://h', proxy-url: "
        "'http://p:3128'}}]\ncontexts: [{name: x, context: {cluster: c}}]\n",
        "x", "clusters[c].proxy-url: is not supported"},
@@ -331,6 +377,24 @@ current-context: ctx
         << "case " << i;
     EXPECT_EQ(r.status().message().find('\n'), std::string::npos)
         << "case " << i << ": " << r.status().message();
+  }
+}
+
+TEST_F(KubeconfigTest, ServerUrlsThatWork) {
+  for (const auto& [server, expected] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"https://[::1]:6443/", "https://[::1]:6443"},
+           {"https://[fd00::1]", "https://[fd00::1]"},
+           {"http://h:8080/base/", "http://h:8080/base"},
+           {"https://10.0.0.1:443", "https://10.0.0.1:443"},
+           {"https://api.example_x.com", "https://api.example_x.com"}}) {
+    const std::string path =
+        Write("server", "clusters: [{name: c, cluster: {server: \"" + server +
+                            "\"}}]\ncontexts: [{name: x, context: {cluster: "
+                            "c}}]\ncurrent-context: x\n");
+    auto r = Load(path);
+    ASSERT_TRUE(r.ok()) << server << ": " << r.status().ToString();
+    EXPECT_EQ(r->server, expected);
   }
 }
 
