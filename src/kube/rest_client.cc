@@ -74,13 +74,8 @@ ApiError ParseApiError(long http_status, const std::string& body,
     }
   }
   if (error.reason.empty()) error.reason = HttpReasonPhrase(http_status);
-  if (message.empty()) {
-    // Not a Status (a proxy, a load balancer): a bounded excerpt.
-    message = body.substr(0, 200);
-    std::replace_if(
-        message.begin(), message.end(),
-        [](unsigned char c) { return c < 0x20; }, ' ');
-  }
+  // Not a Status (a proxy, a load balancer): a bounded excerpt.
+  if (message.empty()) message = Excerpt(body, 200);
   return error;
 }
 
@@ -132,6 +127,15 @@ void SetPem(const PemSource& source, std::string& file, std::string& pem) {
 }
 
 }  // namespace
+
+std::string Excerpt(std::string_view text, std::size_t max) {
+  std::string out(text.substr(0, max));
+  std::replace_if(
+      out.begin(), out.end(),
+      [](unsigned char c) { return c < 0x20 || c == 0x7f; }, ' ');
+  if (text.size() > max) out += "...";
+  return out;
+}
 
 StatusCode StatusCodeForHttp(long http_status, std::string_view reason) {
   switch (http_status) {
@@ -359,6 +363,7 @@ Status RestClient::Stream(
   std::string line;
   bool too_long = false;
   bool closed_by_handler = false;
+  std::string not_json;  // an excerpt of the line that ended the stream
   auto on_body = [&](std::string_view chunk) {
     while (!chunk.empty()) {
       const std::size_t nl = chunk.find('\n');
@@ -372,8 +377,13 @@ Status RestClient::Stream(
       chunk.remove_prefix(nl + 1);
       if (line.empty()) continue;
       Result<nlohmann::json> object = ParseJson(line);
+      if (!object.ok()) {
+        // The stream is out of step with the server (a proxy's page, a
+        // cut object): nothing after it can be trusted either.
+        not_json = Excerpt(line);
+        return false;
+      }
       line.clear();
-      if (!object.ok()) continue;  // not JSON: nothing to act on
       if (!on_object(std::move(*object))) {
         closed_by_handler = true;
         return false;
@@ -392,6 +402,10 @@ Status RestClient::Stream(
   if (too_long) {
     return Unavailable(what + ": a streamed object over " +
                        std::to_string(kMaxStreamLineBytes) + " bytes");
+  }
+  if (!not_json.empty()) {
+    return Unavailable(
+        what + ": the stream sent a line that is not JSON: " + not_json);
   }
   if (!failure.ok()) return failure;
   const long http = out.response.status;

@@ -105,7 +105,9 @@ class RestClient {
   // newline-delimited JSON object to `on_object` on the transport's I/O
   // thread; `on_object` must be quick and returns false to close the
   // stream. Returns OK when the server ended the stream or `on_object`
-  // closed it, Unavailable when it broke or `stop` closed it, and the API
+  // closed it, Unavailable when it broke, sent a line that is not JSON
+  // (the stream is closed there, as client-go's decoder does; the error
+  // quotes an excerpt) or `stop` closed it, and the API
   // error (with `error` filled) when the server refused to open it. Opening
   // is rate-limited and retried like Do; a broken stream is not reopened.
   Status Stream(const ApiRequest& request,
@@ -154,6 +156,10 @@ class RestClient {
   std::string exec_cert_pem_;
   std::shared_ptr<const net::TlsOptions> exec_tls_;
 };
+
+// At most `max` bytes of `text` on one line (control bytes as spaces, "..."
+// when cut): what an error or a log line quotes of a server's odd answer.
+std::string Excerpt(std::string_view text, std::size_t max = 100);
 
 // Builds an ApiRequest path with query parameters, escaping their values.
 std::string WithQuery(

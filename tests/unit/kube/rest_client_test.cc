@@ -520,6 +520,34 @@ TEST_F(RestClientTest, StreamReturnsTheApiErrorOfA410AtOpen) {
   EXPECT_EQ(transport_->count(), 1);
 }
 
+// A stream that is out of step with the server (a proxy's page, garbage)
+// is ended at the first line that is not JSON, quoting an excerpt: not
+// 100,000 lines skipped in silence.
+TEST_F(RestClientTest, StreamEndsAtALineThatIsNotJson) {
+  std::atomic<int> pieces_read{0};
+  RestClient& client =
+      Client([&pieces_read](const net::HttpRequest& request, int) {
+        net::HttpRequest counting = request;
+        counting.on_body = [&](std::string_view chunk) {
+          ++pieces_read;
+          return request.on_body(chunk);
+        };
+        std::vector<std::string> pieces = {"{\"n\":1}\n",
+                                           "<html>\r\x01 proxy error</html>\n"};
+        for (int i = 0; i < 1000; ++i) pieces.push_back("garbage\n");
+        return FakeHttpTransport::Streamed(counting, pieces);
+      });
+  Status status;
+  auto objects = Collect(client, status);
+  EXPECT_EQ(objects.size(), 1u);
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(),
+              HasSubstr("the stream sent a line that is not JSON: <html>   "
+                        "proxy error</html>"));
+  EXPECT_EQ(pieces_read, 2);
+  EXPECT_EQ(transport_->count(), 1);
+}
+
 TEST_F(RestClientTest, StreamOpeningIsRetriedButABrokenStreamIsNot) {
   RestClient& client = Client([](const net::HttpRequest& request, int n) {
     if (n == 0) return FakeHttpTransport::Reply(503, kStatus503);
