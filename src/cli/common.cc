@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -11,10 +12,25 @@
 #include <system_error>
 #include <thread>
 
+#include "core/job_name.h"
+
 namespace cruncher::cli {
 namespace {
 
 int g_exit_status = kExitOk;
+
+// CLI::Range lets "nan" through (every comparison with NaN is false), and
+// "inf" would pass a range whose bound is infinite.
+const CLI::Validator kFiniteNumber(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      const double value = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0' || !std::isfinite(value)) {
+        return "not a finite number: " + text;
+      }
+      return "";
+    },
+    "FINITE");
 
 std::string DefaultDataDir() {
   if (const char* d = std::getenv("CRUNCHER_DATA_DIR"); d && *d) return d;
@@ -78,6 +94,7 @@ void AddBackendOptions(CLI::App* cmd, app::BackendOptions& options) {
                   "context's, else default)");
   cmd->add_option("--kube-qps", options.kube_qps,
                   "Kubernetes: client-side requests per second")
+      ->check(kFiniteNumber)
       ->check(CLI::Range(0.1, 10000.0))
       ->capture_default_str();
   cmd->add_option("--kube-burst", options.kube_burst,
@@ -161,6 +178,16 @@ int Fail(const std::string& message, const std::string& hint) {
 
 int Fail(const Status& status, const std::string& hint) {
   return Fail(status.message(), hint);
+}
+
+bool CheckJobNameArgs(const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    if (Status valid = CheckJobName(name); !valid.ok()) {
+      std::cerr << "error: " << valid.message() << "\n";
+      return false;
+    }
+  }
+  return true;
 }
 
 Result<Millis> ParseDuration(const std::string& text) {

@@ -54,6 +54,11 @@ int CommandExitStatus();
 int Fail(const std::string& message, const std::string& hint = "");
 int Fail(const Status& status, const std::string& hint = "");
 
+// Job names given on the command line: prints "error: invalid Job name ..."
+// for the first that is not a valid object name (CheckJobName) and returns
+// false; the caller exits with kExitUsage before opening a backend.
+bool CheckJobNameArgs(const std::vector<std::string>& names);
+
 // "90s", "5m", "2h", "1d", "1h30m", "0" → milliseconds.
 Result<Millis> ParseDuration(const std::string& text);
 

@@ -49,6 +49,7 @@ class StdoutSink final : public LogSink {
 };
 
 int Run(const LogsOptions& o) {
+  if (!CheckJobNameArgs({o.job})) return kExitUsage;
   auto store = app::OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   LogOptions options;

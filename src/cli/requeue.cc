@@ -21,6 +21,7 @@ int Run(const RequeueOptions& o) {
         << "error: name Jobs to requeue, or use --all-failed (not both)\n";
     return kExitUsage;
   }
+  if (!CheckJobNameArgs(o.jobs)) return kExitUsage;
   auto store = app::OpenJobBackend(o.backend);
   if (!store.ok()) return Fail(store.status());
   auto queues = app::OpenQueueBackend(o.backend);

@@ -76,6 +76,9 @@ class JobBackend {
     return out;
   }
 
+  // Get, Delete and StreamLogs refuse a name that is not a valid object
+  // name with CheckJobName's InvalidArgument, on every backend alike.
+
   // NotFound if there is no such Job.
   virtual Result<Job> Get(const std::string& name) = 0;
 

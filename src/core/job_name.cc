@@ -9,7 +9,56 @@ namespace {
 
 bool IsAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)); }
 
+bool IsLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+// `text` for an error message: control and non-ASCII bytes as \xNN, cut
+// after 80 characters, so that a hostile name cannot forge log lines.
+std::string Printable(std::string_view text) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (char c : text.substr(0, 80)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x7f || c == '"' || c == '\\') {
+      out += "\\x";
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 15]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  if (text.size() > 80) out += "...";
+  return out;
+}
+
 }  // namespace
+
+bool IsValidObjectName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxObjectNameLength) return false;
+  size_t label_start = 0;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i < name.size() && name[i] != '.') {
+      if (!IsLowerAlnum(name[i]) && name[i] != '-') return false;
+      continue;
+    }
+    // A label ends at i: non-empty, alphanumeric at both ends.
+    if (i == label_start || !IsLowerAlnum(name[label_start]) ||
+        !IsLowerAlnum(name[i - 1])) {
+      return false;
+    }
+    label_start = i + 1;
+  }
+  return true;
+}
+
+Status CheckJobName(std::string_view name) {
+  if (IsValidObjectName(name)) return Status::Ok();
+  return InvalidArgument(
+      "invalid Job name \"" + Printable(name) +
+      "\": a Job name is 1 to 253 lower-case letters, digits, '-' and '.', "
+      "starting and ending with a letter or digit");
+}
 
 std::string SanitizeJobNamePrefix(std::string_view prefix) {
   std::string out;

@@ -13,10 +13,26 @@
 #include <string>
 #include <string_view>
 
+#include "core/status.h"
+
 namespace cruncher {
 
 inline constexpr size_t kMaxJobNameLength = 63;
 inline constexpr size_t kJobNameHashLength = 10;
+
+// The longest Kubernetes object name (a DNS-1123 subdomain).
+inline constexpr size_t kMaxObjectNameLength = 253;
+
+// Whether `name` is a valid Kubernetes object name, a DNS-1123 subdomain:
+// 1 to 253 characters, dot-separated labels of lower-case letters, digits
+// and '-', each starting and ending with a letter or digit. Names of Jobs
+// and Leases go into URL paths, so anything else ("../x", "", "a b") is
+// refused before a request is built.
+bool IsValidObjectName(std::string_view name);
+
+// OK for a valid object name; else InvalidArgument
+// `invalid Job name "NAME": ...` (the name escaped and cut for printing).
+Status CheckJobName(std::string_view name);
 
 // Makes `prefix` usable at the start of a DNS-1123 label: lower case,
 // [a-z0-9-] only, starting with a letter or digit, at most 63 - 10 chars.

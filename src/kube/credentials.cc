@@ -15,6 +15,21 @@ std::string TrimSpace(std::string s) {
 
 }  // namespace
 
+Status CheckBearerToken(std::string_view token) {
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(token[i]);
+    if (byte < 0x20 || byte == 0x7f) {
+      static const char* kHex = "0123456789abcdef";
+      return InvalidArgument(std::string("the token contains a control "
+                                         "character (byte 0x") +
+                             kHex[byte >> 4] + kHex[byte & 15] + " at offset " +
+                             std::to_string(i) +
+                             "); a token is one line of printable text");
+    }
+  }
+  return Status::Ok();
+}
+
 TokenFileCredentialProvider::TokenFileCredentialProvider(
     std::string path, std::string fallback_token, const Clock& clock,
     std::string where, Millis reread_after_ms)
@@ -34,18 +49,20 @@ Result<Credentials> TokenFileCredentialProvider::Get() {
   auto bytes = ReadFileBounded(path_, kMaxTokenBytes);
   if (bytes.ok()) {
     std::string token = TrimSpace(std::move(bytes).value());
-    if (!token.empty()) {
+    error = token.empty() ? InvalidArgument(path_ + ": the token file is empty")
+                          : CheckBearerToken(token).WithContext(path_);
+    if (error.ok()) {
       token_ = std::move(token);
       read_at_ = now;
       stale_ = false;
       return Credentials{token_, "", "", {}};
     }
-    error = InvalidArgument(path_ + ": the token file is empty");
   } else {
     error = bytes.status();
   }
-  // Keep serving the last good token while the file is unreadable (it may
-  // be between an unlink and a rename); stale_ stays set to retry next time.
+  // Keep serving the last good token while the file is unreadable or holds
+  // no usable token (it may be between an unlink and a rename); stale_
+  // stays set to retry next time.
   if (!token_.empty()) return Credentials{token_, "", "", {}};
   if (!fallback_token_.empty()) return Credentials{fallback_token_, "", "", {}};
   return error.WithContext(where_);

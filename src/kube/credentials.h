@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -27,6 +28,12 @@ struct Credentials {
   std::string client_key_pem;          // set exactly when the certificate is
   std::optional<Millis> expires_at;    // nullopt: until invalidated
 };
+
+// A bearer token goes into an HTTP header as is: a CR or LF in it would
+// end the header and inject others. OK for a token without control
+// characters (bytes < 0x20 and 0x7f); else InvalidArgument saying which byte
+// and where, never the token.
+Status CheckBearerToken(std::string_view token);
 
 class CredentialProvider {
  public:

@@ -1,5 +1,6 @@
 #include "kube/exec_credential.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/encoding.h"
@@ -101,6 +102,8 @@ Result<Credentials> ParseExecCredential(std::string_view output,
   }
   Credentials creds;
   CRUNCHER_ASSIGN_OR_RETURN(creds.token, OptionalString(*status, "token"));
+  CRUNCHER_RETURN_IF_ERROR(
+      CheckBearerToken(creds.token).WithContext("status.token"));
   CRUNCHER_ASSIGN_OR_RETURN(creds.client_certificate_pem,
                             OptionalString(*status, "clientCertificateData"));
   CRUNCHER_ASSIGN_OR_RETURN(creds.client_key_pem,
@@ -137,13 +140,16 @@ ExecCredentialProvider::ExecCredentialProvider(
 Result<Credentials> ExecCredentialProvider::Get() {
   std::lock_guard<std::mutex> lock(mu_);
   const Millis now = clock_.NowMillis();
-  if (cached_ && (!cached_->expires_at ||
-                  now < *cached_->expires_at - options_.expiry_margin_ms)) {
+  if (cached_ && (!cached_->expires_at || now < cached_until_)) {
     return *cached_;
   }
   auto fresh = RunPlugin();
   if (fresh.ok()) {
     cached_ = *fresh;
+    if (fresh->expires_at) {
+      cached_until_ = std::max(*fresh->expires_at - options_.expiry_margin_ms,
+                               now + options_.min_lifetime_ms);
+    }
     return fresh;
   }
   if (cached_ && cached_->expires_at && now < *cached_->expires_at) {

@@ -73,12 +73,19 @@ struct ExecProviderOptions {
   // Credentials are fetched again this long before their expirationTimestamp,
   // so that a request never leaves with a token about to expire.
   Millis expiry_margin_ms = 10'000;
+  // Credentials are used for at least this long after the plugin handed them
+  // out, even when their expirationTimestamp is already past (a skewed
+  // clock, a plugin returning its stale cache): otherwise every request
+  // would run the plugin. client-go does run it for every request then; a
+  // 401 still drops them at once.
+  Millis min_lifetime_ms = 10'000;
   Millis timeout_ms = 60'000;              // the plugin is killed after it
   std::size_t max_output_bytes = 1 << 20;  // stdout bound
 };
 
 // Runs the plugin on the first Get(), caches its credentials until their
-// expirationTimestamp (less the margin) or, without one, until Invalidate().
+// expirationTimestamp (less the margin, but at least min_lifetime_ms) or,
+// without one, until Invalidate().
 // If re-running the plugin fails while the cached credentials have not yet
 // expired, those are returned and the plugin is run again on the next Get().
 class ExecCredentialProvider final : public CredentialProvider {
@@ -99,6 +106,7 @@ class ExecCredentialProvider final : public CredentialProvider {
   const ExecProviderOptions options_;
   std::mutex mu_;
   std::optional<Credentials> cached_;
+  Millis cached_until_ = 0;  // with an expiry: when cached_ is fetched again
 };
 
 }  // namespace cruncher::kube

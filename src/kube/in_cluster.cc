@@ -67,6 +67,8 @@ Result<ClusterConfig> LoadInClusterConfig(
     return InvalidArgument(where + ": token: " + paths.token_file +
                            ": the token file is empty");
   }
+  CRUNCHER_RETURN_IF_ERROR(CheckBearerToken(out.token).WithContext(
+      where + ": token: " + paths.token_file));
   out.token_file = paths.token_file;
   out.token_file_where = where + ": token";
 

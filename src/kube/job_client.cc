@@ -2,7 +2,9 @@
 
 #include <utility>
 
+#include "core/job_name.h"
 #include "core/json_limits.h"
+#include "core/log.h"
 
 namespace cruncher::kube {
 namespace {
@@ -86,11 +88,13 @@ Status JobClient::CreateDryRun(nlohmann::json manifest,
 
 Result<Job> JobClient::Get(const std::string& name,
                            const std::stop_token& stop) {
+  CRUNCHER_RETURN_IF_ERROR(CheckJobName(name));
   const ApiRequest request{"GET", CollectionPath() + "/" + name, ""};
   return JobFrom(request, rest_.DoText(request, stop));
 }
 
 Status JobClient::Delete(const std::string& name, const std::stop_token& stop) {
+  CRUNCHER_RETURN_IF_ERROR(CheckJobName(name));
   const nlohmann::json options = {{"kind", "DeleteOptions"},
                                   {"apiVersion", "v1"},
                                   {"propagationPolicy", "Background"}};
@@ -122,17 +126,43 @@ Result<std::string> JobClient::ListEach(
                          page.status().message());
     }
     auto items = page->find("items");
-    if (items != page->end() && items->is_array()) {
-      for (auto& item : *items) {
-        Result<Job> job = Job::FromJson(std::move(item));
-        if (job.ok()) each(std::move(*job));
+    if (items == page->end() || !items->is_array()) {
+      return Unavailable("list " + CollectionPath() +
+                         ": the answer has no items array: not a JobList");
+    }
+    // An item that is not a Job (no name, not an object) cannot be cached
+    // or acted on. It is skipped, counted and logged rather than failing
+    // the list: one odd object must not blind the informer to every other
+    // Job (and stop the dispatcher); the warning makes it visible.
+    std::size_t skipped = 0;
+    std::string first_skipped;
+    for (auto& item : *items) {
+      Result<Job> job = Job::FromJson(std::move(item));
+      if (job.ok()) {
+        each(std::move(*job));
+      } else if (skipped++ == 0) {
+        first_skipped = job.status().message();
       }
+    }
+    if (skipped > 0) {
+      Log(LogLevel::kWarn, "job_list_items_skipped",
+          {{"namespace", namespace_},
+           {"skipped", skipped},
+           {"first_error", first_skipped.substr(0, 200)}});
     }
     // The first page's resourceVersion is the list's snapshot.
     if (continue_token.empty()) {
       resource_version = MetadataString(*page, "resourceVersion");
     }
-    continue_token = MetadataString(*page, "continue");
+    std::string next = MetadataString(*page, "continue");
+    // A server that hands back the token it was given would be listed
+    // forever.
+    if (!next.empty() && next == continue_token) {
+      return Unavailable("list " + CollectionPath() +
+                         ": the server answered the continue token with the "
+                         "same token; the list would never end");
+    }
+    continue_token = std::move(next);
   } while (!continue_token.empty());
   return resource_version;
 }
@@ -177,11 +207,26 @@ Status JobClient::Watch(const std::string& label_selector,
       [&](nlohmann::json object) {
         auto type = object.find("type");
         auto payload = object.find("object");
-        if (type == object.end() || !type->is_string() ||
-            payload == object.end() || !payload->is_object()) {
-          return true;  // not an event: nothing to act on
+        const bool is_event = object.is_object() && type != object.end() &&
+                              type->is_string() && payload != object.end() &&
+                              payload->is_object();
+        const std::string type_name =
+            is_event ? type->get<std::string>() : std::string();
+        const bool about_a_job = type_name == "ADDED" ||
+                                 type_name == "MODIFIED" ||
+                                 type_name == "DELETED";
+        // What cannot be decoded ends the watch, as client-go's decoder
+        // does: the caller lists again rather than miss a change.
+        if (!is_event ||
+            (!about_a_job && type_name != "BOOKMARK" && type_name != "ERROR") ||
+            (about_a_job && MetadataString(*payload, "name").empty())) {
+          event_error = Unavailable("watch " + CollectionPath() +
+                                    ": an event that is not a Job's ADDED, "
+                                    "MODIFIED, DELETED, BOOKMARK or ERROR: " +
+                                    Excerpt(object.dump()));
+          return false;
         }
-        if (*type == "ERROR") {
+        if (type_name == "ERROR") {
           // A Status inside the stream: 410 Expired/Gone when the
           // resourceVersion was compacted away.
           long code = 0;
@@ -199,8 +244,7 @@ Status JobClient::Watch(const std::string& label_selector,
           return false;
         }
         StripManagedFields(*payload);
-        return on_event(
-            WatchEvent{type->get<std::string>(), std::move(*payload)});
+        return on_event(WatchEvent{type_name, std::move(*payload)});
       },
       stop, error);
   if (!event_error.ok()) {

@@ -52,6 +52,9 @@ class JobClient {
   Status CreateDryRun(nlohmann::json manifest, const std::stop_token& stop,
                       ApiError* error);
 
+  // Get and Delete refuse a name that is not a valid object name (it would
+  // be pasted into the URL path: "../../other/jobs/x") with InvalidArgument
+  // (CheckJobName), before any request.
   Result<Job> Get(const std::string& name, const std::stop_token& stop = {});
 
   // Deletes with propagationPolicy=Background. NotFound if absent.
@@ -65,7 +68,10 @@ class JobClient {
   // list of 10,000 Jobs is never whole in memory; returns the list's
   // resourceVersion. An expired continue token is NotFound with
   // `error->http_status` 410 (Jobs already handed over are then stale:
-  // list again), and is not retried here.
+  // list again), and is not retried here. A page that is not a JobList, or
+  // a continue token answered with the same token (a list that would never
+  // end), is Unavailable; items that are not Jobs are skipped and logged
+  // (job_list_items_skipped, with their count).
   Result<std::string> ListEach(const std::string& label_selector, int page_size,
                                const std::function<void(Job job)>& each,
                                const std::stop_token& stop = {},
@@ -76,7 +82,10 @@ class JobClient {
   // close). The server ends the watch after `timeout_seconds`. Returns OK
   // when the watch ended normally; NotFound with `error->http_status` 410
   // when the resourceVersion is too old (at open, or as an ERROR event):
-  // list again.
+  // list again. A line that is not JSON, or an event that cannot be
+  // decoded (not an object, a wrong-typed or unknown `type`, an `object`
+  // that is not a Job with a name), ends the watch as Unavailable quoting
+  // an excerpt: list again, as client-go does.
   Status Watch(const std::string& label_selector,
                const std::string& resource_version, int timeout_seconds,
                const std::function<bool(WatchEvent event)>& on_event,

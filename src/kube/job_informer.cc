@@ -46,14 +46,20 @@ JobInformer::Entry JobInformer::EntryFor(const Job& job) {
 }
 
 void JobInformer::Run(const std::stop_token& stop) {
+  // Failures in a row: lists that failed, and watches that failed or ended
+  // at once (a server answering every watch with 410, a proxy closing
+  // streams). Each waits longer before the next try, so such a server gets
+  // a few requests a minute rather than a loop; a healthy watch resets it.
   int failures = 0;
   auto back_off = [&](const Status& status, const char* what) {
     ++failures;
+    const Millis delay = backoff_.Delay(failures);
     Log(LogLevel::kWarn, what,
         {{"error", status.message()},
          {"namespace", client_.namespace_name()},
-         {"retry_in_ms", backoff_.Delay(failures)}});
-    return clock_.SleepFor(backoff_.Delay(failures), stop);
+         {"failures", failures},
+         {"retry_in_ms", delay}});
+    return clock_.SleepFor(delay, stop);
   };
   while (!stop.stop_requested()) {
     std::uint64_t list_started;
@@ -73,12 +79,12 @@ void JobInformer::Run(const std::stop_token& stop) {
         std::lock_guard<std::mutex> lock(mu_);
         list_error_ = listed.status().message();
       }
+      if (stop.stop_requested()) return;
       if (!back_off(listed.status(), "job_list_failed")) return;
       continue;
     }
     std::string resource_version = std::move(*listed);
     Replace(std::move(fresh), list_started);
-    failures = 0;
     while (!stop.stop_requested()) {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -86,35 +92,51 @@ void JobInformer::Run(const std::stop_token& stop) {
       }
       ApiError error;
       const Millis watch_started = clock_.NowMillis();
+      int events = 0;
       Status watched = client_.Watch(
           selector_, resource_version, WatchTimeoutSeconds(),
           [&](WatchEvent event) {
+            ++events;
             std::string rv = MetadataString(event.object, "resourceVersion");
             if (!rv.empty()) resource_version = std::move(rv);
             Apply(event);
             return true;
           },
           stop, &error);
+      if (stop.stop_requested()) return;
+      // A watch that lasted, or that the server ended normally after
+      // delivering events, shows the server is well: start counting again.
+      const bool lasted =
+          clock_.NowMillis() - watch_started >= kMinHealthyWatchMillis;
+      if (lasted || (watched.ok() && events > 0)) failures = 0;
       if (watched.ok()) {
         // The server ended the watch: resume from where it was. One that
-        // ends at once (a proxy closing streams) is backed off like a
-        // failure, or it would spend the rate limit creates and the Lease
-        // share.
-        if (clock_.NowMillis() - watch_started >= kMinHealthyWatchMillis) {
-          failures = 0;
-          continue;
+        // ends at once (a proxy closing streams) is backed off, or it would
+        // spend the rate limit creates and the Lease share.
+        if (lasted) continue;
+        if (!back_off(Unavailable("the watch of " + client_.namespace_name() +
+                                  " ended at once"),
+                      "job_watch_ended_at_once")) {
+          return;
         }
-        watched = Unavailable("the watch of " + client_.namespace_name() +
-                              " ended at once");
+        continue;
       }
-      if (stop.stop_requested()) return;
+      // Any other end (410 Gone, a broken stream, an event that cannot be
+      // decoded) lists again, as client-go's reflector does: what was
+      // missed is only known from a fresh list.
       if (error.http_status == 410) {
         Log(LogLevel::kInfo, "job_watch_expired",
             {{"namespace", client_.namespace_name()},
              {"resource_version", resource_version}});
-        break;  // list again
+        if (lasted) break;
+      } else if (lasted) {
+        Log(LogLevel::kWarn, "job_watch_failed",
+            {{"error", watched.message()},
+             {"namespace", client_.namespace_name()}});
+        break;
       }
       if (!back_off(watched, "job_watch_failed")) return;
+      break;
     }
   }
 }

@@ -4,9 +4,14 @@
 // Run() lists the Jobs matching the selector (paged), marks the cache
 // synced, then watches from the list's resourceVersion with bookmarks;
 // when the server ends a watch it re-watches from the last version seen;
-// on 410 Gone (the version was compacted away, at open or as an ERROR
-// event) it lists again; on other errors it backs off and retries, so an
-// API server that goes away for a while is caught up with when it returns.
+// when a watch fails (410 Gone: the version was compacted away, at open or
+// as an ERROR event; a broken stream; a line or event that cannot be
+// decoded, logged once with an excerpt) it lists again, as client-go's
+// reflector does, so an API server that goes away for a while is caught up
+// with when it returns. Failed lists, failed watches and watches that end
+// at once back off exponentially (0.5 s doubling to 30 s, logged at warn)
+// through the Clock; a watch that lasts a second, or ends normally after
+// delivering events, resets the backoff.
 //
 // Writes go through: the backend puts a Job it just created (or removes one
 // it just deleted) so that a reader never sees a created Job as missing.
@@ -83,7 +88,8 @@ class JobInformer {
     std::uint64_t seq = 0;
   };
   static constexpr std::size_t kMaxTombstones = 4096;
-  // A watch that the server ends sooner than this is backed off.
+  // A watch that ends sooner than this is backed off; one that lasts this
+  // long resets the backoff.
   static constexpr Millis kMinHealthyWatchMillis = 1000;
 
   static Entry EntryFor(const Job& job);

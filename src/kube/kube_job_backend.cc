@@ -4,6 +4,7 @@
 #include <future>
 #include <utility>
 
+#include "core/job_name.h"
 #include "core/log.h"
 
 namespace cruncher::kube {
@@ -163,6 +164,7 @@ Result<int> KubeJobBackend::CountUnfinished() {
 Status KubeJobBackend::StreamLogs(const std::string& name,
                                   const LogOptions& options, LogSink& sink,
                                   std::stop_token stop) {
+  CRUNCHER_RETURN_IF_ERROR(CheckJobName(name));
   if (options.follow) {
     return InvalidArgument(
         "logs --follow is not supported with the Kubernetes backend; use "
@@ -197,6 +199,12 @@ Status KubeJobBackend::StreamLogs(const std::string& name,
   }
   std::sort(names.begin(), names.end());
   for (const auto& [created, pod] : names) {
+    // The name goes into the path: a server's answer is not trusted more
+    // than a user's.
+    if (!IsValidObjectName(pod)) {
+      return Unavailable("the pods of job " + name +
+                         " include one with an invalid name");
+    }
     std::vector<std::pair<std::string, std::string>> query;
     if (options.tail_lines >= 0) {
       query.emplace_back("tailLines", std::to_string(options.tail_lines));

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <set>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "kube/encoding.h"
@@ -209,6 +211,8 @@ Result<UserEntry> ParseUser(const MapReader& m) {
   UserEntry u;
   CRUNCHER_RETURN_IF_ERROR(m.Check());
   CRUNCHER_ASSIGN_OR_RETURN(u.token, m.String("token"));
+  CRUNCHER_RETURN_IF_ERROR(
+      CheckBearerToken(u.token).WithContext(m.Where("token")));
   CRUNCHER_ASSIGN_OR_RETURN(u.token_file, m.String("tokenFile"));
   CRUNCHER_ASSIGN_OR_RETURN(u.cert_file, m.String("client-certificate"));
   CRUNCHER_ASSIGN_OR_RETURN(u.cert_data, m.Data("client-certificate-data"));
@@ -382,16 +386,86 @@ Status CheckNamespace(const std::string& ns, const std::string& where) {
                          "and '-', at most 63)");
 }
 
+// The part of `server` after "scheme://" up to the path: [user@]host[:port].
+// Why it is not a host and port the transport can use, or "" if it is.
+std::string AuthorityProblem(std::string_view authority) {
+  if (authority.empty()) return "no host";
+  if (authority.find('@') != std::string_view::npos) {
+    return "user information in the URL is not supported";
+  }
+  std::string_view host = authority;
+  std::string_view port;
+  if (authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) return "the IPv6 address has no ']'";
+    host = authority.substr(1, close - 1);
+    const std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') {
+      return "unexpected text after the IPv6 address";
+    }
+    if (!rest.empty()) port = rest.substr(1);
+    if (host.empty() || host.find(':') == std::string_view::npos ||
+        host.find_first_not_of("0123456789abcdefABCDEF:.") !=
+            std::string_view::npos) {
+      return "\"[" + std::string(host) + "]\" is not an IPv6 address";
+    }
+  } else {
+    const std::size_t colon = authority.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = authority.substr(0, colon);
+      port = authority.substr(colon + 1);
+    }
+    if (host.empty()) return "no host";
+    if (host.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") !=
+        std::string_view::npos) {
+      return "the host has characters a host name cannot have (an IPv6 "
+             "address goes in [brackets])";
+    }
+  }
+  if (authority.back() == ':' ||
+      (!port.empty() &&
+       (port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string_view::npos ||
+        std::stoi(std::string(port)) == 0 ||
+        std::stoi(std::string(port)) > 65535))) {
+    return "the port is not a number from 1 to 65535";
+  }
+  return "";
+}
+
+// `server` as the transport gets it: http(s)://host[:port][/path] without a
+// trailing '/', checked here so that a typo is an error naming the file and
+// field rather than a curl error at the first request.
 Result<std::string> CheckServer(std::string server, const std::string& where) {
   if (server.empty()) return InvalidArgument(where + ".server: is not set");
+  std::string shown;  // for the message: control bytes escaped
+  for (char c : server) {
+    const auto byte = static_cast<unsigned char>(c);
+    shown += byte < 0x20 || byte == 0x7f ? "?" : std::string(1, c);
+  }
+  const auto invalid = [&](const std::string& why) {
+    return InvalidArgument(where + ".server: " + Quote(shown) +
+                           " is not an https:// (or http://) URL with a "
+                           "host: " +
+                           why);
+  };
   const auto scheme_end = server.find("://");
   const std::string scheme =
       scheme_end == std::string::npos ? "" : server.substr(0, scheme_end);
-  if ((scheme != "https" && scheme != "http") ||
-      server.size() == scheme_end + 3 || server[scheme_end + 3] == '/') {
-    return InvalidArgument(where + ".server: " + Quote(server) +
-                           " is not an https:// (or http://) URL with a host");
+  if (scheme != "https" && scheme != "http") {
+    return invalid("the scheme is not https or http");
   }
+  if (server.find_first_of(" \t?#") != std::string::npos || shown != server) {
+    return invalid("spaces, control characters, '?' and '#' are not allowed");
+  }
+  const std::size_t authority_start = scheme_end + 3;
+  const std::size_t path_start = server.find('/', authority_start);
+  const std::string problem = AuthorityProblem(std::string_view(server).substr(
+      authority_start, path_start == std::string::npos
+                           ? std::string::npos
+                           : path_start - authority_start));
+  if (!problem.empty()) return invalid(problem);
   while (server.back() == '/') server.pop_back();
   return server;
 }

@@ -8,6 +8,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/job_name.h"
 #include "kube/kubeconfig.h"
 
 namespace cruncher::kube {
@@ -16,18 +17,6 @@ namespace {
 // client-go's JitterFactor: the renew deadline must leave room for more
 // than one retry period even with jitter.
 constexpr double kJitterFactor = 1.2;
-
-bool IsDnsSubdomain(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  auto alnum = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-  };
-  if (!alnum(s.front()) || !alnum(s.back())) return false;
-  for (char c : s) {
-    if (!alnum(c) && c != '-' && c != '.') return false;
-  }
-  return true;
-}
 
 std::string StringAt(const nlohmann::json& object, const char* key) {
   auto it = object.find(key);
@@ -64,7 +53,7 @@ Status ValidateLeaseConfig(const LeaseConfig& config) {
     return InvalidArgument("lease namespace \"" + config.namespace_name +
                            "\" is not a valid namespace name");
   }
-  if (!IsDnsSubdomain(config.name)) {
+  if (!IsValidObjectName(config.name)) {
     return InvalidArgument("lease name \"" + config.name +
                            "\" is not a valid object name (lower-case "
                            "letters, digits, '-' and '.')");

@@ -3,9 +3,14 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "core/json_limits.h"
+#include "core/log.h"
+#include "kube/file_reader.h"
 
 namespace cruncher::kube {
 namespace {
@@ -74,13 +79,8 @@ ApiError ParseApiError(long http_status, const std::string& body,
     }
   }
   if (error.reason.empty()) error.reason = HttpReasonPhrase(http_status);
-  if (message.empty()) {
-    // Not a Status (a proxy, a load balancer): a bounded excerpt.
-    message = body.substr(0, 200);
-    std::replace_if(
-        message.begin(), message.end(),
-        [](unsigned char c) { return c < 0x20; }, ' ');
-  }
+  // Not a Status (a proxy, a load balancer): a bounded excerpt.
+  if (message.empty()) message = Excerpt(body, 200);
   return error;
 }
 
@@ -133,6 +133,15 @@ void SetPem(const PemSource& source, std::string& file, std::string& pem) {
 
 }  // namespace
 
+std::string Excerpt(std::string_view text, std::size_t max) {
+  std::string out(text.substr(0, max));
+  std::replace_if(
+      out.begin(), out.end(),
+      [](unsigned char c) { return c < 0x20 || c == 0x7f; }, ' ');
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 StatusCode StatusCodeForHttp(long http_status, std::string_view reason) {
   switch (http_status) {
     case 400:
@@ -175,8 +184,22 @@ Result<std::unique_ptr<RestClient>> RestClient::Create(
   if (config.server.empty()) {
     return InvalidArgument(config.source + ": no server");
   }
-  if (options.qps <= 0 || options.burst < 1) {
+  if (!(options.qps > 0) || !std::isfinite(options.qps) || options.burst < 1) {
     return InvalidArgument("the Kubernetes client's qps and burst must be > 0");
+  }
+  // A file that cannot be read fails every request the same way: say so
+  // now, naming it, as kubectl does.
+  for (const auto& [field, source] :
+       {std::pair{"certificate-authority", &config.certificate_authority},
+        std::pair{"client-certificate", &config.client_certificate},
+        std::pair{"client-key", &config.client_key}}) {
+    if (source->file.empty()) continue;
+    Result<std::string> bytes =
+        ReadFileBounded(source->file, kMaxKubeconfigBytes);
+    if (!bytes.ok()) {
+      return InvalidArgument(config.source + ": " + field + ": " +
+                             bytes.status().message());
+    }
   }
   auto tls = std::make_shared<net::TlsOptions>();
   SetPem(config.certificate_authority, tls->ca_file, tls->ca_pem);
@@ -271,6 +294,38 @@ net::HttpOutcome RestClient::SendOnce(const ApiRequest& request,
   return transport_->Send(http);
 }
 
+void RestClient::WarnIfNotAnswering(const ApiRequest& request,
+                                    const net::HttpOutcome& out,
+                                    Millis retry_in) {
+  std::string reason;
+  if (!out.status.ok()) {
+    reason = out.timed_out ? "timeout" : "connection";
+  } else if (out.response.status >= 500) {
+    reason = "HTTP " + std::to_string(out.response.status);
+  } else {
+    return;
+  }
+  std::optional<std::int64_t> suppressed =
+      not_answering_log_.Admit(reason, clock_.NowMillis());
+  if (!suppressed) return;
+  const std::string error = out.status.ok()
+                                ? reason + " " + Excerpt(out.response.body)
+                                : out.status.message();
+  nlohmann::json fields = {
+      {"message", "kubernetes API at " + server_ + " not answering: " + error},
+      {"server", server_},
+      {"request",
+       request.method + " " + request.path.substr(0, request.path.find('?'))},
+      {"reason", reason}};
+  if (retry_in >= 0) {
+    fields["retry_in_ms"] = retry_in;
+  } else {
+    fields["retrying"] = false;
+  }
+  if (*suppressed > 0) fields["suppressed"] = *suppressed;
+  Log(LogLevel::kWarn, "kube_api_not_answering", std::move(fields));
+}
+
 net::HttpOutcome RestClient::SendWithRetries(
     const ApiRequest& request, long timeout_ms, const std::stop_token& stop,
     const net::BodyChunkHandler& on_body, Status& failure) {
@@ -286,10 +341,21 @@ net::HttpOutcome RestClient::SendWithRetries(
     }
     Millis delay = -1;  // < 0: do not retry
     if (!out.status.ok()) {
+      if (out.permanent) {
+        // The server's certificate does not verify, a CA file is missing:
+        // configuration, which retrying cannot fix. Fail at once.
+        failure = Status(StatusCode::kFailedPrecondition, out.status.message());
+        return out;
+      }
       // A transport failure. For a stream that had begun (a watch cut
-      // mid-body) or a POST, the caller decides what comes next.
+      // mid-body) or a POST, the caller decides what comes next. A timeout
+      // is not retried either: a server that did not answer for the whole
+      // request timeout will hardly answer the next try, and the callers
+      // (the informer, the dispatcher) retry with their own backoff, so a
+      // read command fails after one timeout rather than five.
       const bool begun = out.response.status != 0;
-      if (!out.stopped && !begun && IsIdempotent(request.method)) {
+      if (!out.stopped && !begun && !out.timed_out &&
+          IsIdempotent(request.method)) {
         delay = options_.retry_backoff.Delay(retries + 1);
       }
     } else if (out.response.status == 401 && !reauthenticated) {
@@ -303,7 +369,12 @@ net::HttpOutcome RestClient::SendWithRetries(
     } else if (out.response.status >= 500 && IsIdempotent(request.method)) {
       delay = options_.retry_backoff.Delay(retries + 1);
     }
-    if (delay < 0 || retries >= options_.max_retries || stop.stop_requested()) {
+    const bool giving_up =
+        delay < 0 || retries >= options_.max_retries || stop.stop_requested();
+    if (!out.stopped && !stop.stop_requested()) {
+      WarnIfNotAnswering(request, out, giving_up ? -1 : delay);
+    }
+    if (giving_up) {
       failure = out.status;
       return out;
     }
@@ -359,6 +430,7 @@ Status RestClient::Stream(
   std::string line;
   bool too_long = false;
   bool closed_by_handler = false;
+  std::string not_json;  // an excerpt of the line that ended the stream
   auto on_body = [&](std::string_view chunk) {
     while (!chunk.empty()) {
       const std::size_t nl = chunk.find('\n');
@@ -372,8 +444,13 @@ Status RestClient::Stream(
       chunk.remove_prefix(nl + 1);
       if (line.empty()) continue;
       Result<nlohmann::json> object = ParseJson(line);
+      if (!object.ok()) {
+        // The stream is out of step with the server (a proxy's page, a
+        // cut object): nothing after it can be trusted either.
+        not_json = Excerpt(line);
+        return false;
+      }
       line.clear();
-      if (!object.ok()) continue;  // not JSON: nothing to act on
       if (!on_object(std::move(*object))) {
         closed_by_handler = true;
         return false;
@@ -392,6 +469,10 @@ Status RestClient::Stream(
   if (too_long) {
     return Unavailable(what + ": a streamed object over " +
                        std::to_string(kMaxStreamLineBytes) + " bytes");
+  }
+  if (!not_json.empty()) {
+    return Unavailable(
+        what + ": the stream sent a line that is not JSON: " + not_json);
   }
   if (!failure.ok()) return failure;
   const long http = out.response.status;

@@ -7,7 +7,12 @@
 //    or a backoff; 5xx and connection failures are retried with exponential
 //    backoff for reads, deletes and other idempotent requests, but never for
 //    a POST, whose outcome is then unknown: the caller checks (GET) before
-//    creating again.
+//    creating again. A timeout is not retried (the caller's own loop
+//    does, so a read command waits one request timeout, not six). A
+//    failure retrying cannot fix (the server's certificate does not verify,
+//    a CA file is unusable) is FailedPrecondition at once.
+//  - While the server does not answer (transport failures, 5xx) a warning
+//    kube_api_not_answering is logged, at most once per 10 s per reason.
 //  - A 401 drops the cached credentials (re-runs the exec plugin, re-reads
 //    the token file) and retries once.
 //  - An error carries the API's Status: the HTTP status, its reason and its
@@ -30,6 +35,7 @@
 
 #include "core/backoff.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "kube/credentials.h"
 #include "kube/kubeconfig.h"
@@ -105,7 +111,9 @@ class RestClient {
   // newline-delimited JSON object to `on_object` on the transport's I/O
   // thread; `on_object` must be quick and returns false to close the
   // stream. Returns OK when the server ended the stream or `on_object`
-  // closed it, Unavailable when it broke or `stop` closed it, and the API
+  // closed it, Unavailable when it broke, sent a line that is not JSON
+  // (the stream is closed there, as client-go's decoder does; the error
+  // quotes an excerpt) or `stop` closed it, and the API
   // error (with `error` filled) when the server refused to open it. Opening
   // is rate-limited and retried like Do; a broken stream is not reopened.
   Status Stream(const ApiRequest& request,
@@ -135,6 +143,12 @@ class RestClient {
                                    const std::stop_token& stop,
                                    const net::BodyChunkHandler& on_body,
                                    Status& failure);
+  // Logs kube_api_not_answering for a transport failure or a 5xx, at most
+  // once per 10 s per reason (timeout, connection, the HTTP status), so
+  // that an operator sees an API server that does not answer even while
+  // requests are retried; `retry_in` < 0: not retried.
+  void WarnIfNotAnswering(const ApiRequest& request,
+                          const net::HttpOutcome& out, Millis retry_in);
   bool WaitForToken(const std::stop_token& stop);
   std::shared_ptr<const net::TlsOptions> TlsFor(const Credentials& creds);
 
@@ -147,6 +161,7 @@ class RestClient {
   const RestOptions options_;
   const std::shared_ptr<const net::TlsOptions> tls_;
 
+  LogLimiter not_answering_log_{10'000};
   std::mutex mu_;
   TokenBucket bucket_;  // guarded by mu_
   // TLS options with an exec plugin's client certificate, rebuilt when the
@@ -154,6 +169,10 @@ class RestClient {
   std::string exec_cert_pem_;
   std::shared_ptr<const net::TlsOptions> exec_tls_;
 };
+
+// At most `max` bytes of `text` on one line (control bytes as spaces, "..."
+// when cut): what an error or a log line quotes of a server's odd answer.
+std::string Excerpt(std::string_view text, std::size_t max = 100);
 
 // Builds an ApiRequest path with query parameters, escaping their values.
 std::string WithQuery(

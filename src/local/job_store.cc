@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/job_name.h"
 #include "core/random_id.h"
 #include "local/data_dir.h"
 #include "local/log_file.h"
@@ -154,6 +155,7 @@ Result<Job> LocalJobStore::LoadLocked(const std::string& name) {
 }
 
 Result<Job> LocalJobStore::Get(const std::string& name) {
+  CRUNCHER_RETURN_IF_ERROR(CheckJobName(name));
   std::lock_guard<std::mutex> lock(mu_);
   return LoadLocked(name);
 }
@@ -173,6 +175,7 @@ Result<std::vector<Job>> LocalJobStore::List() {
 }
 
 Status LocalJobStore::Delete(const std::string& name) {
+  CRUNCHER_RETURN_IF_ERROR(CheckJobName(name));
   {
     std::lock_guard<std::mutex> lock(mu_);
     CRUNCHER_ASSIGN_OR_RETURN(Statement st,
@@ -222,6 +225,7 @@ Result<LocalJobStore::AttemptRecords> LocalJobStore::LoadAttempts(
 Status LocalJobStore::StreamLogs(const std::string& name,
                                  const LogOptions& options, LogSink& sink,
                                  std::stop_token stop) {
+  CRUNCHER_RETURN_IF_ERROR(CheckJobName(name));
   int next = 1;  // the first attempt whose output is not fully read
   std::unique_ptr<LogFileReader> reader;  // of attempt `next`, once begun
   while (true) {

@@ -243,6 +243,26 @@ std::string Explain(Exchange& x, CURLcode rc) {
   return what.empty() ? tail : what + " " + tail;
 }
 
+// Failures of our configuration or of the server's identity, not of the
+// network: the same request would fail the same way.
+bool IsPermanent(CURLcode rc) {
+  switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 std::string HttpResponse::Header(const std::string& lower_name) const {
@@ -338,6 +358,7 @@ class CurlHttpTransport::Loop {
                           &x->out.response.status);
       } else {
         x->out.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+        x->out.permanent = IsPermanent(rc);
         x->out.stopped = x->handler_ended;
         x->out.status = Unavailable(Describe(request) + ": " + Explain(*x, rc));
         // Keep the status of a response cut mid-body (a watch stream).
@@ -411,6 +432,7 @@ HttpOutcome CurlHttpTransport::Send(const HttpRequest& request) {
     }
   } else {
     x.out.status = prepared;
+    x.out.permanent = true;  // the request itself cannot be made
   }
   curl_easy_cleanup(x.easy);
   curl_slist_free_all(x.headers);

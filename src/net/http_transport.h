@@ -81,13 +81,17 @@ struct HttpRequest {
 // arrived; otherwise it is Unavailable, names the URL and the transport
 // error, and `timed_out` tells a timeout apart from other connection
 // failures (retry budgets charge timeouts more), `stopped` an exchange
-// abandoned because of a stop or on_body (not a failure of the server).
+// abandoned because of a stop or on_body (not a failure of the server),
+// `permanent` a failure that sending the same request again cannot fix:
+// the server's certificate does not verify, a CA or client certificate
+// file cannot be used, a malformed URL (clients do not retry these).
 // `response.status` is kept when the failure came after the headers (a
 // watch stream cut mid-body).
 struct HttpOutcome {
   Status status;
   bool timed_out = false;
   bool stopped = false;
+  bool permanent = false;
   HttpResponse response;
 };
 

@@ -469,3 +469,27 @@ def test_send_file_that_is_a_directory_fails(tmp_path, data_dir):
     p = run("send", "--file", str(tmp_path), data_dir=data_dir)
     assert p.returncode == 1, p.stdout + p.stderr
     assert "cannot read" in p.stderr
+
+
+@pytest.mark.parametrize("qps", ["nan", "NaN", "inf", "-inf", "1e999"])
+def test_kube_qps_must_be_a_finite_number(data_dir, qps):
+    p = run("jobs", "--backend", "kubernetes", "--kube-qps", qps, data_dir=data_dir)
+    assert p.returncode == 2, p.stderr
+    assert "--kube-qps" in p.stderr
+
+
+@pytest.mark.parametrize("name", ["../../other/jobs/victim", "", "BAD NAME", "a_b"])
+def test_invalid_job_names_are_bad_usage_on_both_backends(data_dir, tmp_path, name):
+    # The kubeconfig points at nothing: a name must be refused before any request.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: abc}}]\n")
+    for backend in (["--backend", "local"],
+                    ["--backend", "kubernetes", "--kubeconfig", str(kubeconfig)]):
+        for cmd in (["requeue", name], ["logs", name]):
+            p = run(*cmd, *backend, data_dir=data_dir)
+            assert p.returncode == 2, (cmd, backend, p.stderr)
+            assert "invalid Job name" in p.stderr, p.stderr

@@ -5,6 +5,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace cruncher {
 namespace {
@@ -126,6 +127,51 @@ TEST(LeaseNameFor, IsAValidObjectNameForAnySqsQueueName) {
   // The same name in two accounts: two Leases.
   EXPECT_NE(LeaseNameFor("https://sqs.us-east-1.amazonaws.com/111/tasks"),
             LeaseNameFor("https://sqs.us-east-1.amazonaws.com/222/tasks"));
+}
+
+TEST(JobNameTest, ValidObjectNamesAreDns1123Subdomains) {
+  for (const char* name :
+       {"a", "demo-0123456789", "a.b", "a-1.b-2.c", "0", "9x"}) {
+    EXPECT_TRUE(IsValidObjectName(name)) << name;
+    EXPECT_TRUE(CheckJobName(name).ok()) << name;
+  }
+  EXPECT_TRUE(IsValidObjectName(std::string(253, 'a')));
+  for (const std::string& name :
+       std::vector<std::string>{"",
+                                "../../other/jobs/victim",
+                                "..",
+                                ".",
+                                "a..b",
+                                "a.",
+                                ".a",
+                                "-a",
+                                "a-",
+                                "a.-b",
+                                "a-.b",
+                                "BAD",
+                                "a b",
+                                "a/b",
+                                "a%2fb",
+                                "a?x=1",
+                                "a#b",
+                                "a_b",
+                                std::string("a\0b", 3),
+                                "a\nb",
+                                std::string(254, 'a')}) {
+    EXPECT_FALSE(IsValidObjectName(name)) << name;
+  }
+}
+
+TEST(JobNameTest, CheckJobNameNamesTheBadNameEscaped) {
+  Status bad = CheckJobName("../x\r\nX-Evil: 1");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("invalid Job name \"../x\\x0d\\x0aX-Evil: 1\""),
+            std::string::npos)
+      << bad.message();
+  EXPECT_NE(CheckJobName("").message().find("invalid Job name \"\""),
+            std::string::npos);
+  // A long name is cut, not printed whole.
+  EXPECT_LT(CheckJobName(std::string(10'000, 'A')).message().size(), 300u);
 }
 
 }  // namespace

@@ -115,6 +115,25 @@ TEST_F(ExecProviderTest, CachesUntilShortlyBeforeExpiry) {
   EXPECT_EQ(runner_->requests.size(), 2u);
 }
 
+// A credential that is already expired when handed out (clock skew) is used
+// for a while rather than running the plugin for every request.
+TEST_F(ExecProviderTest, AnAlreadyExpiredCredentialIsUsedForTheMinimumTime) {
+  runner_->Print(Credential("t1", "2025-12-31T23:00:00Z"));  // an hour ago
+  runner_->Print(Credential("t2", "2025-12-31T23:00:00Z"));
+  runner_->Print(Credential("t3", "2025-12-31T23:00:00Z"));
+  auto provider = Make();
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(provider.Get()->token, "t1");
+  clock_.Advance(9'999);
+  EXPECT_EQ(provider.Get()->token, "t1");
+  EXPECT_EQ(runner_->requests.size(), 1u);
+  clock_.Advance(1);
+  EXPECT_EQ(provider.Get()->token, "t2");
+  EXPECT_EQ(runner_->requests.size(), 2u);
+  provider.Invalidate();  // a 401 still fetches at once
+  EXPECT_EQ(provider.Get()->token, "t3");
+  EXPECT_EQ(runner_->requests.size(), 3u);
+}
+
 TEST_F(ExecProviderTest, WithoutExpiryCachesUntilInvalidated) {
   runner_->Print(Credential("t1"));
   runner_->Print(Credential("t2"));
@@ -185,6 +204,10 @@ TEST_F(ExecProviderTest, PluginFailuresAreOneLineErrors) {
                          R"(","status":{"token":5}})",
                      ""},
        "status.token is not a string"},
+      // A CR or LF would end the Authorization header and start another.
+      {ProcessResult{0, Credential("tok\r\nX-Injected: yes"), ""},
+       "status.token: the token contains a control character (byte 0x0d at "
+       "offset 3)"},
       {ProcessResult{0,
                      R"({"kind":"ExecCredential","apiVersion":")" + v1 +
                          R"(","status":{"clientKeyData":"k"}})",

@@ -14,6 +14,7 @@ namespace cruncher::kube {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class KubeconfigTest : public ::testing::Test {
  protected:
@@ -312,6 +313,52 @@ current-context: ctx
       {"clusters: [{name: c, cluster: {server: 'ftp://h'}}]\ncontexts: [{name: "
        "x, context: {cluster: c}}]\n",
        "x", "clusters[c].server: \"ftp://h\" is not an https://"},
+      {"clusters: [{name: c, cluster: {server: \"http://[::1\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the IPv6 address has no ']'"},
+      {"clusters: [{name: c, cluster: {server: "
+       "\"https://[::1]x\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "unexpected text after the IPv6 address"},
+      {"clusters: [{name: c, cluster: {server: "
+       "\"https://[zz]:6443\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "is not an IPv6 address"},
+      {"clusters: [{name: c, cluster: {server: \"https://::1\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "an IPv6 address goes in [brackets]"},
+      {"clusters: [{name: c, cluster: {server: \"https://h:0\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the port is not a number from 1 to 65535"},
+      {"clusters: [{name: c, cluster: {server: "
+       "\"https://h:65536\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the port is not a number from 1 to 65535"},
+      {"clusters: [{name: c, cluster: {server: \"https://h:\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the port is not a number from 1 to 65535"},
+      {"clusters: [{name: c, cluster: {server: \"https://h:x\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "the port is not a number"},
+      {"clusters: [{name: c, cluster: {server: \"https://:6443\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "no host"},
+      {"clusters: [{name: c, cluster: {server: \"https:///path\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "no host"},
+      {"clusters: [{name: c, cluster: {server: \"https://u:p@h\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "user information"},
+      {"clusters: [{name: c, cluster: {server: \"https://h?x=1\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "'?' and '#' are not allowed"},
+      {"clusters: [{name: c, cluster: {server: \"https://h /x\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "spaces"},
+      {"clusters: [{name: c, cluster: {server: \"https://h\\r\\nX: "
+       "1\"}}]\ncontexts: "
+       "[{name: x, context: {cluster: c}}]\n",
+       "x", "control characters"},
       {"clusters: [{name: c, cluster: {server: 'https://h', proxy-url: "
        "'http://p:3128'}}]\ncontexts: [{name: x, context: {cluster: c}}]\n",
        "x", "clusters[c].proxy-url: is not supported"},
@@ -330,6 +377,24 @@ current-context: ctx
         << "case " << i;
     EXPECT_EQ(r.status().message().find('\n'), std::string::npos)
         << "case " << i << ": " << r.status().message();
+  }
+}
+
+TEST_F(KubeconfigTest, ServerUrlsThatWork) {
+  for (const auto& [server, expected] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"https://[::1]:6443/", "https://[::1]:6443"},
+           {"https://[fd00::1]", "https://[fd00::1]"},
+           {"http://h:8080/base/", "http://h:8080/base"},
+           {"https://10.0.0.1:443", "https://10.0.0.1:443"},
+           {"https://api.example_x.com", "https://api.example_x.com"}}) {
+    const std::string path =
+        Write("server", "clusters: [{name: c, cluster: {server: \"" + server +
+                            "\"}}]\ncontexts: [{name: x, context: {cluster: "
+                            "c}}]\ncurrent-context: x\n");
+    auto r = Load(path);
+    ASSERT_TRUE(r.ok()) << server << ": " << r.status().ToString();
+    EXPECT_EQ(r->server, expected);
   }
 }
 
@@ -355,6 +420,14 @@ users:
       {"    token: t\n    exec: {apiVersion: client.authentication.k8s.io/v1, "
        "command: x, interactiveMode: Never}\n",
        "both a token and an exec plugin"},
+      // A CR or LF would end the Authorization header and start another.
+      {"    token: \"t\\r\\nX-Tok: 2\"\n",
+       "users[u].user.token: the token contains a control character (byte "
+       "0x0d at offset 1)"},
+      {"    token: \"t\\0\"\n",
+       "token contains a control character (byte 0x00"},
+      {"    token: \"t\\x7f\"\n",
+       "token contains a control character (byte 0x7f"},
       {"    exec: {command: x}\n", "users[u].exec.apiVersion: is not set"},
       {"    exec: {apiVersion: x, command: y}\n",
        "users[u].exec: apiVersion \"x\" is not supported"},
@@ -458,6 +531,28 @@ TEST_F(KubeconfigTest, CredentialProviderKinds) {
                         "/absent"));
 }
 
+TEST_F(KubeconfigTest, ATokenFileWithControlCharactersIsRefused) {
+  testing::FakeClock clock;
+  ClusterConfig config;
+  config.token_file = Write("token", "a\r\nX-Evil: 1\r\n");
+  config.token_file_where = "kubeconfig x: users[u].tokenFile";
+  auto provider = NewCredentialProvider(config, nullptr, clock);
+  ASSERT_TRUE(provider.ok());
+  auto creds = (*provider)->Get();
+  ASSERT_FALSE(creds.ok());
+  EXPECT_THAT(
+      creds.status().message(),
+      HasSubstr("kubeconfig x: users[u].tokenFile: " + config.token_file +
+                ": the token contains a control character (byte 0x0d "
+                "at offset 1)"));
+  EXPECT_THAT(creds.status().message(), Not(HasSubstr("X-Evil")));
+  // One trailing newline is trimmed, as before.
+  Write("token", "good\n");
+  (*provider)->Invalidate();
+  ASSERT_TRUE((*provider)->Get().ok());
+  EXPECT_EQ((*provider)->Get()->token, "good");
+}
+
 TEST_F(KubeconfigTest, InClusterConfig) {
   const std::string sa = dir_.path() + "/sa";
   InClusterPaths paths{sa + "/token", sa + "/ca.crt", sa + "/namespace"};
@@ -467,6 +562,12 @@ TEST_F(KubeconfigTest, InClusterConfig) {
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(),
               HasSubstr("in-cluster configuration: token"));
+  Write("sa/token", "tok\nX-Evil: 1\n");
+  r = LoadInClusterConfig(env, paths, "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("in-cluster configuration: token: " + sa +
+                        "/token: the token contains a control character"));
   Write("sa/token", "tok-1\n");
   r = LoadInClusterConfig(env, paths, "");
   ASSERT_FALSE(r.ok());

@@ -5,10 +5,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "core/log.h"
 #include "fakes/fake_clock.h"
 #include "fakes/fake_http_transport.h"
 
@@ -227,11 +230,112 @@ TEST_F(RestClientTest, APostTransportFailureIsNotRetried) {
 
 TEST_F(RestClientTest, AGetTransportFailureIsRetried) {
   RestClient& client = Client([](const net::HttpRequest& request, int n) {
-    if (n < 2) return FakeHttpTransport::ConnectionFailure(request, n == 1);
+    if (n < 2) return FakeHttpTransport::ConnectionFailure(request);
     return FakeHttpTransport::Reply(200, "{}");
   });
   ASSERT_TRUE(client.Do({"GET", kJobs, ""}).ok());
   EXPECT_THAT(Times(), ElementsAre(0, 250, 750));
+}
+
+// A server that never answers: one request timeout, not one per retry
+// (`jobs` took 5 x 30 s).
+TEST_F(RestClientTest, ATimedOutGetIsNotRetried) {
+  RestClient& client = Client([](const net::HttpRequest& request, int) {
+    return FakeHttpTransport::ConnectionFailure(request, /*timed_out=*/true);
+  });
+  auto body = client.Do({"GET", kJobs, ""});
+  EXPECT_EQ(body.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(transport_->count(), 1);
+}
+
+// A certificate that does not verify, a CA file that cannot be read: the
+// same request fails the same way, so it fails at once.
+TEST_F(RestClientTest, APermanentTransportFailureIsNotRetried) {
+  RestClient& client = Client([](const net::HttpRequest& request, int) {
+    net::HttpOutcome out;
+    out.status = Unavailable(request.method + " " + request.url +
+                             ": SSL certificate problem: unable to get local "
+                             "issuer certificate (curl error 60)");
+    out.permanent = true;
+    return out;
+  });
+  auto body = client.Do({"GET", kJobs, ""});
+  EXPECT_EQ(body.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(body.status().message(), HasSubstr("SSL certificate problem"));
+  EXPECT_EQ(transport_->count(), 1);
+}
+
+TEST_F(RestClientTest, AnUnreadableCaFileFailsAtCreateNamingIt) {
+  ClusterConfig config;
+  config.server = "https://kube.test:6443";
+  config.source = "context \"x\" of kubeconfig /k";
+  config.certificate_authority.file = "/nonexistent/ca.crt";
+  auto client = RestClient::Create(
+      config, credentials_,
+      std::make_shared<FakeHttpTransport>([](const net::HttpRequest& r, int) {
+        return FakeHttpTransport::ConnectionFailure(r);
+      }),
+      clock_, options_);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(client.status().message(),
+              HasSubstr("context \"x\" of kubeconfig /k: "
+                        "certificate-authority: /nonexistent/ca.crt"));
+}
+
+TEST_F(RestClientTest, QpsMustBeAFiniteNumber) {
+  ClusterConfig config;
+  config.server = "https://kube.test:6443";
+  for (double qps :
+       {std::nan(""), std::numeric_limits<double>::infinity(), 0.0, -1.0}) {
+    RestOptions options;
+    options.qps = qps;
+    auto client =
+        RestClient::Create(config, credentials_, nullptr, clock_, options);
+    EXPECT_EQ(client.status().code(), StatusCode::kInvalidArgument) << qps;
+  }
+}
+
+// While the server does not answer, the operator is told, at most once per
+// 10 s per reason, whether the request is retried or not.
+TEST_F(RestClientTest, AServerNotAnsweringIsLoggedRateLimited) {
+  std::vector<nlohmann::json> lines;
+  std::mutex lines_mu;
+  SetLogSink([&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(lines_mu);
+    lines.push_back(nlohmann::json::parse(line));
+  });
+  RestClient& client = Client([](const net::HttpRequest& request, int) {
+    return FakeHttpTransport::ConnectionFailure(request,
+                                                request.method == "POST");
+  });
+  // A GET: 4 attempts within 2 s, one line (retried).
+  EXPECT_FALSE(client.Do({"GET", kJobs, ""}).ok());
+  // Creates timing out, not retried: one line for the first, then quiet.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_FALSE(client.Do({"POST", kJobs, "{}"}).ok());
+  }
+  clock_.Advance(10'000);
+  EXPECT_FALSE(client.Do({"POST", kJobs, "{}"}).ok());
+  SetLogSink(nullptr);
+  std::vector<nlohmann::json> warnings;
+  for (const auto& line : lines) {
+    if (line.value("event", "") == "kube_api_not_answering") {
+      warnings.push_back(line);
+    }
+  }
+  ASSERT_EQ(warnings.size(), 3u) << nlohmann::json(lines).dump();
+  EXPECT_EQ(warnings[0].value("level", ""), "warn");
+  EXPECT_EQ(warnings[0].value("reason", ""), "connection");
+  EXPECT_EQ(warnings[0].value("retry_in_ms", 0), 250);
+  EXPECT_THAT(warnings[0].value("message", ""),
+              HasSubstr("kubernetes API at https://kube.test:6443 not "
+                        "answering: "));
+  EXPECT_EQ(warnings[0].value("request", ""), std::string("GET ") + kJobs);
+  EXPECT_EQ(warnings[1].value("reason", ""), "timeout");
+  EXPECT_FALSE(warnings[1].value("retrying", true));
+  EXPECT_EQ(warnings[2].value("reason", ""), "timeout");
+  EXPECT_EQ(warnings[2].value("suppressed", 0), 4);
 }
 
 TEST_F(RestClientTest, AFailureAfterTheHeadersIsNotRetried) {
@@ -517,6 +621,34 @@ TEST_F(RestClientTest, StreamReturnsTheApiErrorOfA410AtOpen) {
   EXPECT_EQ(error.http_status, 410);
   EXPECT_EQ(error.reason, "Expired");
   EXPECT_EQ(seen, 0);
+  EXPECT_EQ(transport_->count(), 1);
+}
+
+// A stream that is out of step with the server (a proxy's page, garbage)
+// is ended at the first line that is not JSON, quoting an excerpt: not
+// 100,000 lines skipped in silence.
+TEST_F(RestClientTest, StreamEndsAtALineThatIsNotJson) {
+  std::atomic<int> pieces_read{0};
+  RestClient& client =
+      Client([&pieces_read](const net::HttpRequest& request, int) {
+        net::HttpRequest counting = request;
+        counting.on_body = [&](std::string_view chunk) {
+          ++pieces_read;
+          return request.on_body(chunk);
+        };
+        std::vector<std::string> pieces = {"{\"n\":1}\n",
+                                           "<html>\r\x01 proxy error</html>\n"};
+        for (int i = 0; i < 1000; ++i) pieces.push_back("garbage\n");
+        return FakeHttpTransport::Streamed(counting, pieces);
+      });
+  Status status;
+  auto objects = Collect(client, status);
+  EXPECT_EQ(objects.size(), 1u);
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(),
+              HasSubstr("the stream sent a line that is not JSON: <html>   "
+                        "proxy error</html>"));
+  EXPECT_EQ(pieces_read, 2);
   EXPECT_EQ(transport_->count(), 1);
 }
 
