@@ -110,11 +110,19 @@ class SqsQueueBackend final : public QueueBackend {
           "--max works with the local queue only: SQS's StartMessageMoveTask "
           "moves every message");
     }
-    CRUNCHER_ASSIGN_OR_RETURN(
-        std::string handle,
-        queue_->client().StartMessageMoveTask(
-            dead_letter_arn_, redrive_destination_arn_, std::nullopt));
-    return "started message move task " + handle + " from " +
+    auto handle = queue_->client().StartMessageMoveTask(
+        dead_letter_arn_, redrive_destination_arn_, std::nullopt);
+    if (!handle.ok() && redrive_destination_arn_ &&
+        handle.status().code() == StatusCode::kInvalidArgument) {
+      // SQS moves messages only out of a queue that some queue's
+      // RedrivePolicy names; a --dlq-url queue need not be one.
+      return Status(handle.status().code(),
+                    handle.status().message() +
+                        " (SQS redrives only from a queue that is the "
+                        "dead-letter queue of some queue's RedrivePolicy)");
+    }
+    if (!handle.ok()) return handle.status();
+    return "started message move task " + *handle + " from " +
            dead_letter_->queue_url() + " back to " +
            (redrive_destination_arn_ ? queue_->queue_url()
                                      : std::string("its source queues"));
