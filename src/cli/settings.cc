@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <set>
 #include <system_error>
 
@@ -62,23 +64,23 @@ std::string SetOption(CLI::Option& opt,
     opt.add_result(values);
     opt.run_callback();
   } catch (const CLI::Error& e) {
-    // Left unset: a later layer must not see a half-taken value.
-    opt.clear();
     return e.what();
   }
   return "";
 }
 
-// Applies one layer (the environment, or the file) to the options the
-// layers above left unset. `value_of` gives the layer's values for an
-// option: nullopt if the layer has none, or the values, or an error.
+// One layer's value for an option (the environment's, or the file's): the
+// values to hand to CLI11, or why the layer's value cannot be used.
 struct LayerValue {
   std::vector<std::string> values;
   std::string error;  // set: the value cannot be used
 };
+// nullopt: the layer says nothing about the option.
 using LayerLookup =
     std::function<std::optional<LayerValue>(const CLI::Option&)>;
 
+// Which layer set each option of one command, and where its value came
+// from; applies the layers below the command line in order.
 class Layers {
  public:
   explicit Layers(CLI::App& cmd) : options_(SettableOptions(cmd)) {
@@ -90,8 +92,9 @@ class Layers {
     }
   }
 
-  // Sets the unset options from `lookup`. `where` names the layer in
-  // errors and sources ("env CRUNCHER_X" is formed per option by `source`).
+  // Sets the options still unset from `lookup`, the layer numbered `layer`
+  // (0 is the command line). `source` names an option's value in this layer,
+  // for errors and SettingSources ("env CRUNCHER_X").
   Status Apply(int layer, const LayerLookup& lookup,
                const std::function<std::string(const CLI::Option&)>& source) {
     // First what the layer holds, then the exclusions among it, then the
