@@ -28,6 +28,8 @@ struct BackendOptions {
   std::string dlq;  // "" = QUEUE-dlq
   bool local = false;
   std::string queue_url;  // SQS
+  // SQS: the dead-letter queue; "" = the queue's RedrivePolicy target.
+  std::string dlq_url;
   std::string endpoint_url;
   std::string region;
   std::string profile;

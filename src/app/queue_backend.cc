@@ -1,5 +1,6 @@
 #include "app/queue_backend.h"
 
+#include <optional>
 #include <set>
 
 #include "aws/sqs_client.h"
@@ -55,12 +56,16 @@ class LocalQueueBackend final : public QueueBackend {
 
 class SqsQueueBackend final : public QueueBackend {
  public:
+  // `redrive_destination_arn`: where `Redrive` moves messages; nullopt for
+  // the dead-letter queue's source queues (SQS's default).
   SqsQueueBackend(std::unique_ptr<aws::SqsMessageQueue> queue,
                   std::unique_ptr<aws::SqsMessageQueue> dead_letter,
-                  std::string dead_letter_arn)
+                  std::string dead_letter_arn,
+                  std::optional<std::string> redrive_destination_arn)
       : queue_(std::move(queue)),
         dead_letter_(std::move(dead_letter)),
-        dead_letter_arn_(std::move(dead_letter_arn)) {}
+        dead_letter_arn_(std::move(dead_letter_arn)),
+        redrive_destination_arn_(std::move(redrive_destination_arn)) {}
 
   MessageQueue& queue() override { return *queue_; }
   MessageQueue* dead_letter() override { return dead_letter_.get(); }
@@ -105,21 +110,34 @@ class SqsQueueBackend final : public QueueBackend {
           "--max works with the local queue only: SQS's StartMessageMoveTask "
           "moves every message");
     }
-    CRUNCHER_ASSIGN_OR_RETURN(
-        std::string handle, queue_->client().StartMessageMoveTask(
-                                dead_letter_arn_, std::nullopt, std::nullopt));
-    return "started message move task " + handle + " from " +
-           dead_letter_->queue_url() + " back to its source queues";
+    auto handle = queue_->client().StartMessageMoveTask(
+        dead_letter_arn_, redrive_destination_arn_, std::nullopt);
+    if (!handle.ok() && redrive_destination_arn_ &&
+        handle.status().code() == StatusCode::kInvalidArgument) {
+      // SQS moves messages only out of a queue that some queue's
+      // RedrivePolicy names; a --dlq-url queue need not be one.
+      return Status(handle.status().code(),
+                    handle.status().message() +
+                        " (SQS redrives only from a queue that is the "
+                        "dead-letter queue of some queue's RedrivePolicy)");
+    }
+    if (!handle.ok()) return handle.status();
+    return "started message move task " + *handle + " from " +
+           dead_letter_->queue_url() + " back to " +
+           (redrive_destination_arn_ ? queue_->queue_url()
+                                     : std::string("its source queues"));
   }
 
  private:
   Status NoDeadLetterQueue() const {
     return FailedPrecondition("queue " + queue_->queue_url() +
-                              " has no RedrivePolicy, so no dead-letter queue");
+                              " has no RedrivePolicy, so no dead-letter "
+                              "queue; name one with --dlq-url");
   }
   std::unique_ptr<aws::SqsMessageQueue> queue_;
   std::unique_ptr<aws::SqsMessageQueue> dead_letter_;
   std::string dead_letter_arn_;
+  std::optional<std::string> redrive_destination_arn_;
 };
 
 Result<std::unique_ptr<QueueBackend>> OpenSqs(const BackendOptions& options) {
@@ -129,6 +147,31 @@ Result<std::unique_ptr<QueueBackend>> OpenSqs(const BackendOptions& options) {
   sqs.region = options.region;
   sqs.profile = options.profile;
   CRUNCHER_ASSIGN_OR_RETURN(auto queue, aws::OpenSqsQueue(sqs));
+  if (!options.dlq_url.empty()) {
+    // Named by the operator: it need not be the queue's redrive target, so
+    // a redrive names this queue as the destination instead of relying on
+    // SQS's "back to the source queues". Its ARN (needed for that move)
+    // also proves it exists before any message is sent there.
+    // A queue name is looked up as --queue-url's is.
+    Result<std::string> dead_letter_url =
+        options.dlq_url.find("://") == std::string::npos
+            ? queue->client().GetQueueUrl(options.dlq_url)
+            : Result<std::string>(options.dlq_url);
+    Result<std::string> dead_letter_arn =
+        dead_letter_url.ok() ? queue->client().GetQueueArn(*dead_letter_url)
+                             : Result<std::string>(dead_letter_url.status());
+    if (!dead_letter_arn.ok()) {
+      return dead_letter_arn.status().WithContext("--dlq-url " +
+                                                  options.dlq_url);
+    }
+    auto dead_letter = std::make_unique<aws::SqsMessageQueue>(
+        queue->shared_client(), *dead_letter_url);
+    CRUNCHER_ASSIGN_OR_RETURN(std::string queue_arn,
+                              queue->client().GetQueueArn(queue->queue_url()));
+    return std::unique_ptr<QueueBackend>(
+        new SqsQueueBackend(std::move(queue), std::move(dead_letter),
+                            std::move(*dead_letter_arn), std::move(queue_arn)));
+  }
   CRUNCHER_ASSIGN_OR_RETURN(
       auto policy, queue->client().GetRedrivePolicy(queue->queue_url()));
   std::unique_ptr<aws::SqsMessageQueue> dead_letter;
@@ -140,14 +183,20 @@ Result<std::unique_ptr<QueueBackend>> OpenSqs(const BackendOptions& options) {
     dead_letter =
         std::make_unique<aws::SqsMessageQueue>(queue->shared_client(), url);
   }
-  return std::unique_ptr<QueueBackend>(new SqsQueueBackend(
-      std::move(queue), std::move(dead_letter), std::move(dead_letter_arn)));
+  return std::unique_ptr<QueueBackend>(
+      new SqsQueueBackend(std::move(queue), std::move(dead_letter),
+                          std::move(dead_letter_arn), std::nullopt));
 }
 
 }  // namespace
 
 Result<std::unique_ptr<QueueBackend>> OpenQueueBackend(
     const BackendOptions& options, const QueueDefaults& defaults) {
+  if (!options.dlq_url.empty() && options.queue_url.empty()) {
+    return InvalidArgument(
+        "--dlq-url names the dead-letter queue of an SQS queue: give "
+        "--queue-url too (the local queue's is --dlq)");
+  }
   if (!options.queue_url.empty()) {
     auto opened = OpenSqs(options);
     if (!opened.ok())

@@ -12,12 +12,17 @@
 #include <system_error>
 #include <thread>
 
+#include "cli/settings.h"
+#include "core/environment.h"
 #include "core/job_name.h"
+#include "core/log.h"
 
 namespace cruncher::cli {
 namespace {
 
 int g_exit_status = kExitOk;
+// Where the running command's settings came from (ApplySettings).
+SettingSources g_setting_sources;
 
 // CLI::Range lets "nan" through (every comparison with NaN is false), and
 // "inf" would pass a range whose bound is infinite.
@@ -32,8 +37,9 @@ const CLI::Validator kFiniteNumber(
     },
     "FINITE");
 
+// CRUNCHER_DATA_DIR is the --data-dir flag's environment layer
+// (ApplySettings); this is the default under it.
 std::string DefaultDataDir() {
-  if (const char* d = std::getenv("CRUNCHER_DATA_DIR"); d && *d) return d;
   if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) {
     return std::string(xdg) + "/cruncher";
   }
@@ -47,10 +53,14 @@ std::string DefaultDataDir() {
 
 void AddBackendOptions(CLI::App* cmd, app::BackendOptions& options) {
   options.data_dir = DefaultDataDir();
-  if (const char* q = std::getenv("CRUNCHER_QUEUE"); q && *q) options.queue = q;
-  if (const char* u = std::getenv("CRUNCHER_QUEUE_URL"); u && *u) {
-    options.queue_url = u;
-  }
+  cmd->add_option("--config",
+                  "YAML file of settings, keys named after the long flags "
+                  "(queue-url: URL, max-active: 40, local: true); env "
+                  "CRUNCHER_CONFIG. Precedence: flag, then env "
+                  "CRUNCHER_<FLAG> (--queue-url: CRUNCHER_QUEUE_URL), then "
+                  "this file, then the default")
+      ->type_name("FILE")
+      ->configurable(false);
   cmd->add_option("--data-dir", options.data_dir,
                   "Directory of the local queue and of the Jobs "
                   "(env CRUNCHER_DATA_DIR)")
@@ -68,6 +78,10 @@ void AddBackendOptions(CLI::App* cmd, app::BackendOptions& options) {
       "Use this SQS queue instead of the local one (env CRUNCHER_QUEUE_URL); "
       "credentials and region as the AWS CLI finds them");
   local->excludes(url);
+  cmd->add_option("--dlq-url", options.dlq_url,
+                  "With --queue-url: the SQS queue poison messages go to and "
+                  "that `dlq` lists and redrives (default: the queue's "
+                  "RedrivePolicy target)");
   cmd->add_option("--endpoint-url", options.endpoint_url,
                   "SQS endpoint (default: from the queue URL, "
                   "AWS_ENDPOINT_URL_SQS or AWS_ENDPOINT_URL)");
@@ -75,9 +89,6 @@ void AddBackendOptions(CLI::App* cmd, app::BackendOptions& options) {
                   "AWS region (default: as the AWS CLI)");
   cmd->add_option("--profile", options.profile,
                   "AWS profile (default: AWS_PROFILE)");
-  if (const char* b = std::getenv("CRUNCHER_BACKEND"); b && *b) {
-    options.backend = b;
-  }
   cmd->add_option("--backend", options.backend,
                   "Where Jobs run: local (processes on this machine, Jobs in "
                   "the data directory) or kubernetes (env CRUNCHER_BACKEND; "
@@ -165,7 +176,31 @@ Result<std::string> ResolveHost(const std::string& host) {
 }
 
 void SetCommand(CLI::App* cmd, CommandFn fn) {
-  cmd->callback([fn = std::move(fn)] { g_exit_status = fn(); });
+  cmd->callback([cmd, fn = std::move(fn)] {
+    // Commands with --config take each flag from the environment and the
+    // file too; CLI11 has parsed the command line by now.
+    if (cmd->get_option_no_throw("--config") != nullptr) {
+      auto sources = ApplySettings(*cmd, ProcessEnvironment());
+      if (!sources.ok()) {
+        std::cerr << "error: " << sources.status().message()
+                  << "\nRun with --help for usage.\n";
+        g_exit_status = kExitUsage;
+        return;
+      }
+      g_setting_sources = std::move(sources).value();
+    }
+    g_exit_status = fn();
+  });
+}
+
+void LogSettings(const CLI::App& cmd) {
+  Log(LogLevel::kInfo, "config",
+      {{"command",
+        cmd.get_parent() != nullptr && cmd.get_parent()->get_parent() != nullptr
+            ? cmd.get_parent()->get_name() + " " + cmd.get_name()
+            : cmd.get_name()},
+       {"settings", RedactSecrets(EffectiveSettings(cmd))},
+       {"sources", g_setting_sources}});
 }
 
 int CommandExitStatus() { return g_exit_status; }

@@ -27,11 +27,12 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 
-// Adds --data-dir, --queue, --dlq, --local, the SQS options --queue-url,
-// --endpoint-url, --region, --profile and the Job backend's --backend,
-// --kubeconfig, --context, --namespace, --kube-qps, --kube-burst to `cmd`
-// (defaults from CRUNCHER_DATA_DIR, CRUNCHER_QUEUE, CRUNCHER_QUEUE_URL,
-// CRUNCHER_BACKEND, else ~/.local/share/cruncher and "tasks").
+// Adds --config, --data-dir, --queue, --dlq, --local, the SQS options
+// --queue-url, --dlq-url, --endpoint-url, --region, --profile and the Job
+// backend's --backend, --kubeconfig, --context, --namespace, --kube-qps,
+// --kube-burst to `cmd` (defaults ~/.local/share/cruncher and "tasks").
+// With --config, every long flag of `cmd` is also read from CRUNCHER_<FLAG>
+// and the file (see settings.h and SetCommand).
 void AddBackendOptions(CLI::App* cmd, app::BackendOptions& options);
 
 // Adds the executor and dispatcher flags (--slots, --backoff-scale, --ack,
@@ -44,9 +45,16 @@ void AddRuntimeOptions(CLI::App* cmd, app::RuntimeOptions& options,
 // naming the host if it does not resolve.
 Result<std::string> ResolveHost(const std::string& host);
 
-// Registers a subcommand whose callback returns an exit status.
+// Registers a subcommand whose callback returns an exit status. For a
+// command with --config, the flags its command line left out are first
+// filled in from the environment and the file (ApplySettings); a bad value
+// there exits 2 before `fn` runs.
 using CommandFn = std::function<int()>;
 void SetCommand(CLI::App* cmd, CommandFn fn);
+
+// Logs the running command's effective settings, secrets redacted, and
+// where each came from: one "config" line, for the long-running commands.
+void LogSettings(const CLI::App& cmd);
 // The status recorded by the subcommand that ran (kExitOk if none).
 int CommandExitStatus();
 

@@ -47,10 +47,12 @@ struct ServeOptions {
 void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
   AddBackendOptions(cmd, o.backend);
   AddRuntimeOptions(cmd, o.runtime, o.ack);
-  cmd->add_option(
-         "-t,--template", o.template_path,
-         "Job template (YAML or JSON manifest with $name placeholders)")
-      ->required();
+  // Required, but checked by Run: it may come from the environment or the
+  // config file, which CLI11's own check does not see.
+  cmd->add_option("-t,--template", o.template_path,
+                  "Job template (YAML or JSON manifest with $name "
+                  "placeholders; in a cluster, a file mounted from a "
+                  "ConfigMap). Required");
   cmd->add_option("--max-receive-count", o.max_receive_count,
                   "The queue's redrive policy: deliveries before a message "
                   "moves to the DLQ")
@@ -256,7 +258,8 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
   return kExitOk;
 }
 
-int Run(ServeOptions& o) {
+int Run(ServeOptions& o, const CLI::App& cmd) {
+  LogSettings(cmd);
   auto grace = ParseDuration(o.grace_period);
   if (!grace.ok() || *grace < 2'000) {
     std::cerr << "error: --grace-period " << o.grace_period
@@ -269,6 +272,12 @@ int Run(ServeOptions& o) {
   // children reset it.
   Shutdown shutdown(*grace);
 
+  if (o.template_path.empty()) {
+    std::cerr << "error: " << cmd.get_name()
+              << " needs a Job template: --template FILE, CRUNCHER_TEMPLATE, "
+                 "or \"template: FILE\" in the --config file\n";
+    return kExitUsage;
+  }
   if (o.leader_elect && !o.backend.kubernetes()) {
     std::cerr << "error: --leader-elect needs the Kubernetes backend "
                  "(--backend kubernetes, or --queue-url)\n";
@@ -281,6 +290,18 @@ int Run(ServeOptions& o) {
       o.backend,
       {o.max_receive_count, o.runtime.dispatcher.visibility_seconds, true});
   if (!queues.ok()) return Fail(queues.status());
+  if ((*queues)->dead_letter() == nullptr) {
+    // The dispatcher then leaves poison messages in the queue: each returns
+    // after the visibility timeout and fails again, until the queue's
+    // retention period deletes it.
+    Log(LogLevel::kWarn, "no_dead_letter_queue",
+        {{"queue", (*queues)->queue_name()},
+         {"effect",
+          "poison messages stay in the queue, are retried after each "
+          "visibility timeout and are lost when the queue's retention period "
+          "ends"},
+         {"fix", "give --dlq-url, or set a RedrivePolicy on the queue"}});
+  }
   if (o.verbose) SetLogLevel(LogLevel::kDebug);
   if (o.backend.kubernetes()) {
     if (o.endpoint) {
@@ -364,7 +385,7 @@ void RegisterLocal(CLI::App& app) {
       "it stores queue tags and the Policy and RedriveAllowPolicy attributes "
       "but enforces no policy, and serves standard queues only (no FIFO)");
   AddServeOptions(serve, *o);
-  SetCommand(serve, [o] { return Run(*o); });
+  SetCommand(serve, [o, serve] { return Run(*o, *serve); });
 }
 
 void RegisterWatch(CLI::App& app) {
@@ -374,7 +395,7 @@ void RegisterWatch(CLI::App& app) {
       "The controller: turn queued messages into Jobs. With the local backend "
       "it also runs the Jobs as local processes");
   AddServeOptions(watch, *o);
-  SetCommand(watch, [o] { return Run(*o); });
+  SetCommand(watch, [o, watch] { return Run(*o, *watch); });
 }
 
 }  // namespace cruncher::cli

@@ -251,7 +251,11 @@ void Dispatcher::Poison(const Message& message, const std::string& reason) {
                            {"receive_count", message.receive_count},
                            {"reason", why}};
   if (dead_letter_ == nullptr) {
-    fields["action"] = "left in the queue for its redrive policy";
+    // Only a queue without a RedrivePolicy (and no --dlq-url) has no DLQ, so
+    // nothing moves the message: it returns after the visibility timeout.
+    fields["action"] =
+        "left in the queue (no dead-letter queue): it returns after the "
+        "visibility timeout";
     Log(LogLevel::kWarn, "poison_message", std::move(fields));
     return;
   }

@@ -147,7 +147,8 @@ struct DispatcherStats {
 
 class Dispatcher {
  public:
-  // `dead_letter` may be null (no DLQ: poison messages wait for redrive).
+  // `dead_letter` may be null (no DLQ: poison messages are left in the
+  // queue, to return after the visibility timeout).
   Dispatcher(MessageQueue& source, MessageQueue* dead_letter,
              JobBackend& backend, const JobTemplate& job_template,
              DispatcherOptions options, Clock& clock = SystemClock::Get());

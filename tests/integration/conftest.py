@@ -6,6 +6,7 @@ own data directory, and `local serve` processes are stopped after each test.
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -118,3 +119,25 @@ def serve(data_dir, template):
     for s in servers:
         s.stop(signal.SIGKILL)
         s.log.close()
+
+
+@pytest.fixture
+def moto(tmp_path):
+    """A moto server on a free loopback port; yields its endpoint URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "moto.log", "w")
+    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def up():
+        with socket.socket() as c:
+            return c.connect_ex(("127.0.0.1", port)) == 0
+    try:
+        wait_for(up, timeout=60, what="moto_server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

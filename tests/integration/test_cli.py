@@ -3,7 +3,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -270,28 +269,6 @@ def test_commands_do_not_create_a_missing_data_dir(tmp_path, cmd):
 
 
 # --- send: partial failures on SQS (issue 8, defect 7) --------------------
-
-
-@pytest.fixture
-def moto(tmp_path):
-    """A moto server on a free loopback port; yields its endpoint URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "moto.log", "w")
-    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def up():
-        with socket.socket() as c:
-            return c.connect_ex(("127.0.0.1", port)) == 0
-    try:
-        wait_for(up, timeout=60, what="moto_server")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def reported_lines(stderr):
