@@ -79,7 +79,8 @@ Result<std::unique_ptr<LocalJobStore>> LocalJobStore::Open(
                             Doorbell::Open(data_dir + "/jobs.doorbell"));
   CRUNCHER_ASSIGN_OR_RETURN(
       auto db, Database::Open(data_dir + "/cruncher.db", durability));
-  CRUNCHER_RETURN_IF_ERROR(db->Exec(kSchema));
+  CRUNCHER_RETURN_IF_ERROR(
+      db->EnsureSchema(kSchema, {"jobs", "jobs_due", "attempts"}));
   return std::unique_ptr<LocalJobStore>(
       new LocalJobStore(data_dir, std::move(db), std::move(doorbell), clock,
                         std::move(queue_label)));
@@ -354,6 +355,8 @@ Status LocalJobStore::ApplyFinishedLocked(const Finished& f,
     attempt.Bind(3, "ExecutorRestarted: stopped with the executor; re-run");
   } else if (f.result.deadline_exceeded) {
     attempt.Bind(3, "DeadlineExceeded");
+  } else if (!f.result.platform_error.empty()) {
+    attempt.Bind(3, f.result.platform_error);
   } else {
     attempt.BindNull(3);
   }

@@ -254,7 +254,9 @@ Result<std::unique_ptr<LocalQueueStore>> LocalQueueStore::Open(
                             Doorbell::Open(data_dir + "/queue.doorbell"));
   CRUNCHER_ASSIGN_OR_RETURN(
       auto db, Database::Open(data_dir + "/cruncher.db", durability));
-  CRUNCHER_RETURN_IF_ERROR(db->Exec(kSchema));
+  CRUNCHER_RETURN_IF_ERROR(db->EnsureSchema(
+      kSchema,
+      {"queues", "messages", "messages_by_visibility", "messages_by_age"}));
   CRUNCHER_RETURN_IF_ERROR(AddMissingColumns(*db));
   return std::unique_ptr<LocalQueueStore>(
       new LocalQueueStore(data_dir, std::move(db), std::move(doorbell), clock));
