@@ -79,7 +79,7 @@ pid_t ReadPid(const std::string& path) {
   return text.empty() ? -1 : static_cast<pid_t>(std::stol(text));
 }
 
-constexpr ExecutorOptions kFast{
+const ExecutorOptions kFast{
     .slots = 4, .backoff_scale = 0.001, .kill_grace = 200};
 
 // Processes run in real time; the executor's timers (retry backoff,
