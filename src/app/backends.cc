@@ -19,6 +19,12 @@ Status CheckDataDir(const BackendOptions& options) {
                   "and `cruncher local serve` create it)");
 }
 
+// The cruncher.dev/queue label of the queue the options name.
+std::string QueueLabelOf(const BackendOptions& options) {
+  return QueueLabelFor(options.queue_url.empty() ? options.queue
+                                                 : options.queue_url);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
@@ -75,8 +81,7 @@ app::KubeBackendOptions KubeOptions(const BackendOptions& options) {
   kube.namespace_name = options.kube_namespace;
   kube.qps = options.kube_qps;
   kube.burst = options.kube_burst;
-  kube.queue_label = QueueLabelFor(
-      options.queue_url.empty() ? options.queue : options.queue_url);
+  kube.queue_label = QueueLabelOf(options);
   return kube;
 }
 
@@ -87,7 +92,13 @@ Result<std::unique_ptr<JobBackend>> OpenJobBackend(
                               app::OpenKubeJobBackend(KubeOptions(options)));
     return std::unique_ptr<JobBackend>(std::move(backend));
   }
-  CRUNCHER_ASSIGN_OR_RETURN(auto store, OpenJobStore(options));
+  // Scoped to the queue's Jobs like the Kubernetes backend: the data
+  // directory holds every local queue's Jobs.
+  CRUNCHER_RETURN_IF_ERROR(CheckDataDir(options));
+  CRUNCHER_ASSIGN_OR_RETURN(
+      auto store,
+      local::LocalJobStore::Open(options.data_dir, local::Durability::kFull,
+                                 SystemClock::Get(), QueueLabelOf(options)));
   return std::unique_ptr<JobBackend>(std::move(store));
 }
 

@@ -70,7 +70,8 @@ Result<std::unique_ptr<local::LocalQueueStore>> OpenLocalQueues(
 Result<std::unique_ptr<local::LocalJobStore>> OpenJobStore(
     const BackendOptions& options);
 // The Job backend the options name: the local store, or the Kubernetes API
-// (read straight from the API: for one-shot commands).
+// (read straight from the API: for one-shot commands). Either lists and
+// counts only the queue's Jobs (its cruncher.dev/queue label).
 Result<std::unique_ptr<JobBackend>> OpenJobBackend(
     const BackendOptions& options);
 

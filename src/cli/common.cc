@@ -4,13 +4,15 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <regex>
+#include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "cli/settings.h"
 #include "core/environment.h"
@@ -226,26 +228,43 @@ bool CheckJobNameArgs(const std::vector<std::string>& names) {
 }
 
 Result<Millis> ParseDuration(const std::string& text) {
+  auto invalid = [&text](const std::string& why) {
+    return InvalidArgument("invalid duration \"" + text + "\"" + why +
+                           " (use e.g. 90s, 5m, 2h, 1d, 1h30m)");
+  };
   if (text == "0") return Millis{0};
-  static const std::regex kPart("([0-9]+)(ms|s|m|h|d)");
+  if (text.empty()) return invalid("");
+  // Checked against the bound at every step: an age past it would wrap
+  // negative and match every Job (gc would delete them all).
+  const std::string too_long =
+      ": longer than " + std::to_string(kMaxDurationDays) + " days";
+  constexpr Millis kMax = kMaxDurationDays * 86'400'000LL;
   Millis total = 0;
-  auto begin = std::sregex_iterator(text.begin(), text.end(), kPart);
-  size_t consumed = 0;
-  for (auto it = begin; it != std::sregex_iterator(); ++it) {
-    if (static_cast<size_t>(it->position()) != consumed) break;
-    consumed += static_cast<size_t>(it->length());
-    Millis n = std::stoll((*it)[1]);
-    std::string unit = (*it)[2];
-    Millis scale = unit == "ms"  ? 1
-                   : unit == "s" ? 1000
-                   : unit == "m" ? 60'000
-                   : unit == "h" ? 3'600'000
-                                 : 86'400'000;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) return invalid("");
+    Millis n = 0;
+    for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]));
+         ++i) {
+      n = n * 10 + (text[i] - '0');
+      if (n > kMax) return invalid(too_long);
+    }
+    Millis scale = 0;
+    for (const auto& [unit, unit_ms] :
+         {std::pair<std::string_view, Millis>{"ms", 1},
+          {"s", 1000},
+          {"m", 60'000},
+          {"h", 3'600'000},
+          {"d", 86'400'000}}) {
+      if (std::string_view(text).substr(i, unit.size()) == unit) {
+        scale = unit_ms;
+        i += unit.size();
+        break;
+      }
+    }
+    if (scale == 0) return invalid("");
+    if (n > (kMax - total) / scale) return invalid(too_long);
     total += n * scale;
-  }
-  if (text.empty() || consumed != text.size()) {
-    return InvalidArgument("invalid duration \"" + text +
-                           "\" (use e.g. 90s, 5m, 2h, 1d, 1h30m)");
   }
   return total;
 }

@@ -67,7 +67,10 @@ int Fail(const Status& status, const std::string& hint = "");
 // false; the caller exits with kExitUsage before opening a backend.
 bool CheckJobNameArgs(const std::vector<std::string>& names);
 
-// "90s", "5m", "2h", "1d", "1h30m", "0" → milliseconds.
+// "90s", "5m", "2h", "1d", "1h30m", "0" → milliseconds. InvalidArgument
+// for anything else, and for a total over kMaxDurationDays (which also
+// keeps every sum and product of the parts within 64 bits).
+inline constexpr long long kMaxDurationDays = 100 * 365;
 Result<Millis> ParseDuration(const std::string& text);
 
 // A left-aligned text table with kubectl's look: upper-case headers, two

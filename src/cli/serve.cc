@@ -65,19 +65,22 @@ void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
                   "it (a Pod's terminationGracePeriodSeconds)")
       ->capture_default_str();
   if (!o.endpoint) {
-    cmd->add_flag("--leader-elect", o.leader_elect,
-                  "Kubernetes backend: dispatch only while holding a Lease in "
-                  "the namespace, so that replicas never dispatch at once "
-                  "(lease 15s, renew deadline 10s, retry 2s)");
+    auto* leader_elect = cmd->add_flag(
+        "--leader-elect", o.leader_elect,
+        "Kubernetes backend: dispatch only while holding a Lease in "
+        "the namespace, so that replicas never dispatch at once "
+        "(lease 15s, renew deadline 10s, retry 2s)");
     cmd->add_option("--receivers", o.receivers,
                     "Kubernetes backend: dispatchers receiving and creating "
                     "at once; all but one idle while the queue is shallow "
                     "(a receive returns fewer than 10 messages)")
         ->check(CLI::Range(1, 64))
         ->capture_default_str();
+    // Alone it would be ignored, and two replicas would both dispatch.
     cmd->add_option("--lease-name", o.lease_name,
                     "The Lease of --leader-elect (default: "
-                    "cruncher-<queue name>)");
+                    "cruncher-<queue name>)")
+        ->needs(leader_elect);
   }
   if (!o.endpoint) return;
   EndpointFlags& e = *o.endpoint;

@@ -168,7 +168,7 @@ std::string ToLabelValue(std::string_view text) {
   for (char c : text) {
     out.push_back(IsAlnum(c) || c == '-' || c == '_' || c == '.' ? c : '-');
   }
-  if (out.size() > 63) out.resize(63);
+  if (out.size() > kMaxLabelLength) out.resize(kMaxLabelLength);
   while (!out.empty() && !IsAlnum(out.back())) out.pop_back();
   size_t first = 0;
   while (first < out.size() && !IsAlnum(out[first])) ++first;
@@ -184,7 +184,19 @@ std::string QueueLabelFor(std::string_view queue) {
       queue = path.substr(slash + 1);
     }
   }
-  return ToLabelValue(queue);
+  std::string label = ToLabelValue(queue);
+  // A name that is a label value already is its own label: the labels of
+  // existing Jobs stay as they were.
+  if (label == queue) return label;
+  // Sanitizing or truncating maps several names to one label ("-abc_" and
+  // "abc"), and queues sharing a label share watch's cache, --max-active
+  // and every command's selection: the hash of the name keeps them apart.
+  const std::string hash = Sha256Hex(queue).substr(0, kQueueLabelHashLength);
+  if (label.size() > kMaxLabelLength - 1 - hash.size()) {
+    label.resize(kMaxLabelLength - 1 - hash.size());
+  }
+  while (!label.empty() && !IsAlnum(label.back())) label.pop_back();
+  return label.empty() ? hash : label + "-" + hash;
 }
 
 std::string LeaseNameFor(std::string_view queue) {

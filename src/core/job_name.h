@@ -58,7 +58,13 @@ std::string ToLabelValue(std::string_view text);
 
 // The cruncher.dev/queue label of a queue's Jobs: the queue's name, also
 // when `queue` is an SQS queue URL (its last path segment), so that
-// `kubectl get jobs -l cruncher.dev/queue=tasks` works for SQS too.
+// `kubectl get jobs -l cruncher.dev/queue=tasks` works for SQS too. A name
+// that is not a label value as it is (over 63 characters, or not starting
+// and ending with a letter or digit) becomes ToLabelValue of it, cut to
+// leave room, + "-" + 10 hex digits of the SHA-256 of the name: two queues
+// ("-abc_" and "abc") never share a label by accident.
+inline constexpr size_t kMaxLabelLength = 63;
+inline constexpr size_t kQueueLabelHashLength = 10;
 std::string QueueLabelFor(std::string_view queue);
 
 // The default Lease of `watch --leader-elect` for `queue` (a name or an SQS

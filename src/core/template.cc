@@ -3,12 +3,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <regex>
 #include <sstream>
 #include <system_error>
+#include <vector>
 
 #include "core/job.h"
 #include "core/job_name.h"
@@ -54,47 +58,90 @@ std::optional<std::string> LonePlaceholder(std::string_view text) {
   return std::string(rest);
 }
 
-// YAML 1.2 core schema resolution of an untagged plain scalar.
-json ResolvePlainScalar(const std::string& s) {
+std::string PointerText(const std::string& pointer) {
+  return pointer.empty() ? "/" : pointer;
+}
+
+// YAML 1.2 core schema resolution of an untagged plain scalar. An integer
+// beyond 64 bits stays text, as before; a float a double cannot hold
+// (1e999 overflows, 1e-99999 and the subnormal 1e-310 underflow) is an
+// error: no Job field takes such a number, and keeping it would silently
+// change the template's value.
+Result<json> ResolvePlainScalar(const std::string& s,
+                                const std::string& pointer) {
   static const std::regex kInt("[-+]?[0-9]+");
   static const std::regex kFloat(
       "[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL")
-    return nullptr;
-  if (s == "true" || s == "True" || s == "TRUE") return true;
-  if (s == "false" || s == "False" || s == "FALSE") return false;
+    return json(nullptr);
+  if (s == "true" || s == "True" || s == "TRUE") return json(true);
+  if (s == "false" || s == "False" || s == "FALSE") return json(false);
   if (std::regex_match(s, kInt)) {
-    try {
-      return std::stoll(s);
-    } catch (const std::out_of_range&) {
-      return s;
-    }
+    long long value = 0;
+    const char* first = s.data() + (s.front() == '+' ? 1 : 0);
+    auto [end, ec] = std::from_chars(first, s.data() + s.size(), value);
+    if (ec == std::errc() && end == s.data() + s.size()) return json(value);
+    return json(s);
   }
-  if (std::regex_match(s, kFloat)) return std::stod(s);
-  return s;
+  if (std::regex_match(s, kFloat)) {
+    errno = 0;
+    char* end = nullptr;
+    const double value = std::strtod(s.c_str(), &end);
+    if (errno == ERANGE || end != s.c_str() + s.size()) {
+      return InvalidArgument("the number " + s + " at " + PointerText(pointer) +
+                             " is out of the range of a double; quote it to "
+                             "keep it as text");
+    }
+    return json(value);
+  }
+  return json(s);
 }
 
-json YamlToJson(const YAML::Node& node, const std::string& pointer,
-                std::set<std::string>& typed_slots) {
+// The first placeholder ($name or ${...}) in `text`, if any; `$$` is skipped
+// as the escaped `$` it is in values.
+std::optional<std::string> FirstPlaceholder(std::string_view text) {
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] != '$') continue;
+    const char next = text[i + 1];
+    if (next == '$') {
+      ++i;
+    } else if (next == '{') {
+      const size_t close = text.find('}', i + 2);
+      return std::string(text.substr(i, close == std::string_view::npos
+                                            ? std::string_view::npos
+                                            : close - i + 1));
+    } else if (IsNameStart(next)) {
+      size_t end = i + 1;
+      while (end < text.size() && IsNameChar(text[end])) ++end;
+      return std::string(text.substr(i, end - i));
+    }
+  }
+  return std::nullopt;
+}
+
+Result<json> YamlToJson(const YAML::Node& node, const std::string& pointer,
+                        std::set<std::string>& typed_slots) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
-      return nullptr;
+      return json(nullptr);
     case YAML::NodeType::Scalar: {
       const std::string& text = node.Scalar();
       // yaml-cpp tags quoted scalars "!" and untagged plain ones "?".
-      if (node.Tag() != "?") return text;
+      if (node.Tag() != "?") return json(text);
       if (LonePlaceholder(text)) {
         typed_slots.insert(pointer);
-        return text;
+        return json(text);
       }
-      return ResolvePlainScalar(text);
+      return ResolvePlainScalar(text, pointer);
     }
     case YAML::NodeType::Sequence: {
       json out = json::array();
       size_t i = 0;
       for (const auto& item : node) {
-        out.push_back(
+        CRUNCHER_ASSIGN_OR_RETURN(
+            json value,
             YamlToJson(item, pointer + "/" + std::to_string(i++), typed_slots));
+        out.push_back(std::move(value));
       }
       return out;
     }
@@ -102,15 +149,28 @@ json YamlToJson(const YAML::Node& node, const std::string& pointer,
       json out = json::object();
       for (const auto& kv : node) {
         std::string key = kv.first.as<std::string>();
-        out[key] = YamlToJson(
-            kv.second, pointer + "/" + EscapePointerToken(key), typed_slots);
+        // Keys are never substituted: a message choosing label, annotation
+        // or selector keys could collide with the template's own keys and
+        // would make every message's Job a different shape. A placeholder
+        // left there would reach the API server as literal text and fail
+        // (or worse, succeed) for every message, so it is refused here.
+        if (auto placeholder = FirstPlaceholder(key)) {
+          return InvalidArgument(
+              "placeholders are only substituted in values; found " +
+              *placeholder + " in a key at " + PointerText(pointer));
+        }
+        CRUNCHER_ASSIGN_OR_RETURN(
+            json value,
+            YamlToJson(kv.second, pointer + "/" + EscapePointerToken(key),
+                       typed_slots));
+        out[key] = std::move(value);
       }
       return out;
     }
     case YAML::NodeType::Undefined:
       break;
   }
-  return nullptr;
+  return json(nullptr);
 }
 
 // The JSON pointers of the strings the kubelet expands $(VAR) in: each
@@ -264,16 +324,27 @@ Result<JobTemplate> JobTemplate::Parse(std::string_view text,
   auto fail = [&](const std::string& why) {
     return InvalidArgument("template " + std::string(source) + ": " + why);
   };
-  YAML::Node root;
+  std::vector<YAML::Node> documents;
   try {
-    root = YAML::Load(std::string(text));
+    documents = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
     return fail(std::string("not valid YAML or JSON: ") + e.what());
   }
+  // One Job per message: a second document would be ignored silently. Empty
+  // documents (a leading or trailing ---) are no second manifest.
+  std::erase_if(documents, [](const YAML::Node& d) { return d.IsNull(); });
+  if (documents.size() > 1) {
+    return fail("holds " + std::to_string(documents.size()) +
+                " YAML documents (separated by ---); it must hold one Job "
+                "manifest");
+  }
+  const YAML::Node root = documents.empty() ? YAML::Node() : documents[0];
   if (!root.IsMap()) return fail("must be a mapping (a Job manifest)");
   JobTemplate tmpl;
   try {
-    tmpl.manifest_ = YamlToJson(root, "", tmpl.typed_slots_);
+    auto manifest = YamlToJson(root, "", tmpl.typed_slots_);
+    if (!manifest.ok()) return fail(manifest.status().message());
+    tmpl.manifest_ = std::move(manifest).value();
   } catch (const YAML::Exception& e) {
     return fail(std::string("unsupported YAML: ") + e.what());
   }

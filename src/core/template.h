@@ -24,7 +24,11 @@
 //   - An unquoted YAML scalar that is exactly one placeholder takes the JSON
 //     type of a number or boolean value (`activeDeadlineSeconds: $deadline`
 //     with {"deadline": 60} renders 60); every other substitution is a string.
-//   - Mapping keys are not substituted.
+//   - Mapping keys are not substituted, and a placeholder in a key is an
+//     error at Parse: label and annotation keys are the template's, never a
+//     message's (a value chosen key could collide with the template's own).
+//   - A plain number a double cannot hold (1e999, 1e-310) is an error at
+//     Parse; quote it to keep it as text.
 //
 // Thread-safety: immutable after construction; Render is const.
 #ifndef CRUNCHER_CORE_TEMPLATE_H_
@@ -44,7 +48,9 @@ namespace cruncher {
 class JobTemplate {
  public:
   // Parses a manifest. InvalidArgument (naming `source`) if it is not valid
-  // YAML/JSON, not a mapping, not `kind: Job`, or has no container.
+  // YAML/JSON, holds more than one document, is not a mapping, not
+  // `kind: Job`, has no container, a placeholder in a mapping key or a
+  // number out of a double's range.
   static Result<JobTemplate> Parse(std::string_view text,
                                    std::string_view source);
   // Reads and parses a file; NotFound if it cannot be read.

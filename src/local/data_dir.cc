@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -73,6 +74,13 @@ Result<int> OpenPrivateFile(const std::string& path, int flags) {
     (void)::fchmod(fd, 0600);
   }
   return fd;
+}
+
+bool FilesystemFull(const std::string& path) {
+  struct statvfs fs {};
+  if (::statvfs(path.c_str(), &fs) != 0) return false;
+  // Root may write into the blocks reserved for it; others may not.
+  return (::geteuid() == 0 ? fs.f_bfree : fs.f_bavail) == 0;
 }
 
 }  // namespace cruncher::local

@@ -29,6 +29,11 @@ Status MakePrivateDir(const std::string& dir);
 // Unavailable naming the path.
 Result<int> OpenPrivateFile(const std::string& path, int flags);
 
+// True if the filesystem holding `path` (a file or directory that exists)
+// has no block left that this process may write: a write there fails with
+// ENOSPC. False if it has room or cannot be asked.
+bool FilesystemFull(const std::string& path);
+
 }  // namespace cruncher::local
 
 #endif  // CRUNCHER_LOCAL_DATA_DIR_H_

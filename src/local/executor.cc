@@ -197,8 +197,12 @@ void LocalExecutor::StartDue(Millis now) {
       // Counted as a failed attempt so that backoffLimit bounds the retries.
       Log(LogLevel::kWarn, "attempt_spawn_failed",
           {{"job", name}, {"error", child.status().ToString()}});
-      unrecorded_.push_back(
-          LocalJobStore::Finished{name, r.attempt, {127, false}, false, now});
+      unrecorded_.push_back(LocalJobStore::Finished{
+          name,
+          r.attempt,
+          {127, false, "cannot start: " + child.status().message()},
+          false,
+          now});
       continue;
     }
     Attempt attempt{name, r.attempt, 0, 0, false, false};
@@ -217,8 +221,17 @@ void LocalExecutor::CollectExits(Millis now) {
     auto it = attempts_.find(pid);
     if (it == attempts_.end()) continue;
     const Attempt& a = it->second;
-    unrecorded_.push_back(LocalJobStore::Finished{
-        a.job, a.number, {code, a.deadline_exceeded}, false, now});
+    AttemptResult result(code, a.deadline_exceeded);
+    if (code != 0 && !a.deadline_exceeded) {
+      const std::string log = store_.LogPath(a.job, a.number);
+      if (options_.filesystem_full(log)) {
+        result.platform_error = "log: no space left on device at " + log;
+        Log(LogLevel::kWarn, "attempt_log_disk_full",
+            {{"job", a.job}, {"attempt", a.number}, {"log", log}});
+      }
+    }
+    unrecorded_.push_back(
+        LocalJobStore::Finished{a.job, a.number, result, false, now});
     attempts_.erase(it);
   }
   // Before the finishes are recorded: a Job seen finished is not counted.

@@ -39,6 +39,7 @@
 #define CRUNCHER_LOCAL_EXECUTOR_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,7 @@
 #include "core/backoff.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "local/data_dir.h"
 #include "local/job_store.h"
 #include "local/process.h"
 
@@ -61,6 +63,12 @@ struct ExecutorOptions {
   // Multiplies the retry backoff (10 s, 20 s, ... 6 min); demos use 0.1.
   double backoff_scale = 1.0;
   Millis kill_grace = 5'000;  // SIGTERM → SIGKILL
+  // Whether the filesystem of a log file is full (data_dir.h; a test seam).
+  // The task writes its output to the log file itself, so a full data disk
+  // fails the task (a write error, exit 1) without a word in its log: a
+  // failed attempt whose log's filesystem is full when it exits records
+  // "log: no space left on device at PATH" as its reason.
+  std::function<bool(const std::string& path)> filesystem_full = FilesystemFull;
 };
 
 class LocalExecutor {

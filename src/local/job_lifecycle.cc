@@ -221,8 +221,11 @@ std::optional<Millis> MarkAttemptFinished(json& job, const LocalRunSpec& spec,
   int failed = st.value("failed", 0) + 1;
   st["failed"] = failed;
   if (failed > spec.backoff_limit) {
-    MarkFailed(job, "BackoffLimitExceeded",
-               "Job has reached the specified backoff limit", now);
+    std::string message = "Job has reached the specified backoff limit";
+    if (!result.platform_error.empty()) {
+      message += " (last attempt: " + result.platform_error + ")";
+    }
+    MarkFailed(job, "BackoffLimitExceeded", message, now);
     return std::nullopt;
   }
   return now + backoff.Delay(failed);

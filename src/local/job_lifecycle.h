@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/backoff.h"
@@ -59,8 +60,18 @@ void MarkAttemptStarted(nlohmann::json& job, Millis now);
 void MarkAttemptInterrupted(nlohmann::json& job);
 
 struct AttemptResult {
+  // A constructor rather than an aggregate: most results name only the
+  // first two fields.
+  AttemptResult(int exit_code_ = 0, bool deadline_exceeded_ = false,
+                std::string platform_error_ = "")
+      : exit_code(exit_code_),
+        deadline_exceeded(deadline_exceeded_),
+        platform_error(std::move(platform_error_)) {}
   int exit_code = 0;  // 128+N for signal N
   bool deadline_exceeded = false;
+  // Why the attempt may have failed through no fault of the task (e.g. a
+  // full disk under its log); "" if none is known.
+  std::string platform_error;
 };
 
 // Applies a finished attempt. Returns when the next attempt may start, or

@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS attempts(
   PRIMARY KEY(job, n));
 )sql";
 
+// The cruncher.dev/queue label of a row's Job, in SQL.
+constexpr std::string_view kQueueLabelOfObject =
+    "json_extract(object, '$.metadata.labels.\"cruncher.dev/queue\"')";
+
 Result<Job> ParseJob(const std::string& text) {
   auto object = json::parse(text, nullptr, false);
   if (object.is_discarded()) return Internal("stored job is not valid JSON");
@@ -68,16 +72,19 @@ Result<std::optional<JobRow>> LoadRow(Database& db, const std::string& name) {
 }  // namespace
 
 Result<std::unique_ptr<LocalJobStore>> LocalJobStore::Open(
-    const std::string& data_dir, Durability durability, Clock& clock) {
+    const std::string& data_dir, Durability durability, Clock& clock,
+    std::string queue_label) {
   CRUNCHER_RETURN_IF_ERROR(PrepareDataDir(data_dir));
   CRUNCHER_RETURN_IF_ERROR(MakePrivateDir(data_dir + "/logs"));
   CRUNCHER_ASSIGN_OR_RETURN(auto doorbell,
                             Doorbell::Open(data_dir + "/jobs.doorbell"));
   CRUNCHER_ASSIGN_OR_RETURN(
       auto db, Database::Open(data_dir + "/cruncher.db", durability));
-  CRUNCHER_RETURN_IF_ERROR(db->Exec(kSchema));
+  CRUNCHER_RETURN_IF_ERROR(
+      db->EnsureSchema(kSchema, {"jobs", "jobs_due", "attempts"}));
   return std::unique_ptr<LocalJobStore>(
-      new LocalJobStore(data_dir, std::move(db), std::move(doorbell), clock));
+      new LocalJobStore(data_dir, std::move(db), std::move(doorbell), clock,
+                        std::move(queue_label)));
 }
 
 std::string LocalJobStore::LogPath(const std::string& job, int attempt) const {
@@ -163,8 +170,10 @@ Result<Job> LocalJobStore::Get(const std::string& name) {
 Result<std::vector<Job>> LocalJobStore::List() {
   std::lock_guard<std::mutex> lock(mu_);
   CRUNCHER_ASSIGN_OR_RETURN(
-      Statement st,
-      db_->Prepare("SELECT object FROM jobs ORDER BY created_at, rowid"));
+      Statement st, db_->Prepare("SELECT object FROM jobs WHERE ?1='' OR " +
+                                 std::string(kQueueLabelOfObject) +
+                                 "=?1 ORDER BY created_at, rowid"));
+  st.Bind(1, queue_label_);
   std::vector<Job> jobs;
   while (st.Step()) {
     CRUNCHER_ASSIGN_OR_RETURN(Job job, ParseJob(st.Text(0)));
@@ -194,7 +203,10 @@ Status LocalJobStore::Delete(const std::string& name) {
 Result<int> LocalJobStore::CountUnfinished() {
   std::lock_guard<std::mutex> lock(mu_);
   CRUNCHER_ASSIGN_OR_RETURN(
-      Statement st, db_->Prepare("SELECT COUNT(*) FROM jobs WHERE finished=0"));
+      Statement st,
+      db_->Prepare("SELECT COUNT(*) FROM jobs WHERE finished=0 AND (?1='' OR " +
+                   std::string(kQueueLabelOfObject) + "=?1)"));
+  st.Bind(1, queue_label_);
   int count = st.Step() ? static_cast<int>(st.Int(0)) : 0;
   CRUNCHER_RETURN_IF_ERROR(st.status());
   return count;
@@ -347,6 +359,8 @@ Status LocalJobStore::ApplyFinishedLocked(const Finished& f,
     attempt.Bind(3, "ExecutorRestarted: stopped with the executor; re-run");
   } else if (f.result.deadline_exceeded) {
     attempt.Bind(3, "DeadlineExceeded");
+  } else if (!f.result.platform_error.empty()) {
+    attempt.Bind(3, f.result.platform_error);
   } else {
     attempt.BindNull(3);
   }

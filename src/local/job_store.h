@@ -28,9 +28,12 @@ namespace cruncher::local {
 
 class LocalJobStore final : public JobBackend {
  public:
+  // With a `queue_label`, List and CountUnfinished see only the Jobs whose
+  // cruncher.dev/queue label it is (one queue's, as the Kubernetes backend
+  // selects them); "" sees every queue's (the executor runs them all).
   static Result<std::unique_ptr<LocalJobStore>> Open(
       const std::string& data_dir, Durability durability = Durability::kFull,
-      Clock& clock = SystemClock::Get());
+      Clock& clock = SystemClock::Get(), std::string queue_label = "");
 
   // Validates that the Job can run locally (InvalidArgument otherwise),
   // then stores it as Pending.
@@ -105,8 +108,10 @@ class LocalJobStore final : public JobBackend {
 
  private:
   LocalJobStore(std::string data_dir, std::unique_ptr<Database> db,
-                std::unique_ptr<Doorbell> doorbell, Clock& clock)
+                std::unique_ptr<Doorbell> doorbell, Clock& clock,
+                std::string queue_label)
       : data_dir_(std::move(data_dir)),
+        queue_label_(std::move(queue_label)),
         db_(std::move(db)),
         doorbell_(std::move(doorbell)),
         clock_(clock) {}
@@ -128,6 +133,7 @@ class LocalJobStore final : public JobBackend {
                     const std::optional<int>& ttl);
 
   const std::string data_dir_;
+  const std::string queue_label_;  // "" = every queue's Jobs
   std::mutex mu_;
   std::unique_ptr<Database> db_;
   std::unique_ptr<Doorbell> doorbell_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <system_error>
 
 #include "core/random_id.h"
@@ -253,7 +254,9 @@ Result<std::unique_ptr<LocalQueueStore>> LocalQueueStore::Open(
                             Doorbell::Open(data_dir + "/queue.doorbell"));
   CRUNCHER_ASSIGN_OR_RETURN(
       auto db, Database::Open(data_dir + "/cruncher.db", durability));
-  CRUNCHER_RETURN_IF_ERROR(db->Exec(kSchema));
+  CRUNCHER_RETURN_IF_ERROR(db->EnsureSchema(
+      kSchema,
+      {"queues", "messages", "messages_by_visibility", "messages_by_age"}));
   CRUNCHER_RETURN_IF_ERROR(AddMissingColumns(*db));
   return std::unique_ptr<LocalQueueStore>(
       new LocalQueueStore(data_dir, std::move(db), std::move(doorbell), clock));
@@ -306,6 +309,8 @@ Status LocalQueueStore::CreateQueue(const std::string& name,
   }
   if (existing.status().code() != StatusCode::kNotFound)
     return existing.status();
+  // A policy may name a DLQ deleted since, and this queue the new one.
+  CRUNCHER_RETURN_IF_ERROR(CheckNoRedriveCycle(name, config));
   Millis now = clock_.NowMillis();
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement st,
@@ -334,10 +339,41 @@ Result<QueueInfo> LocalQueueStore::GetQueue(const std::string& name) {
   return loaded.second;
 }
 
+Status LocalQueueStore::CheckNoRedriveCycle(const std::string& name,
+                                            const QueueConfig& config) {
+  if (!config.redrive || config.redrive->dead_letter_queue == name) {
+    return Status::Ok();
+  }
+  std::string path = name;
+  std::set<std::string> seen = {name};
+  std::string next = config.redrive->dead_letter_queue;
+  while (seen.insert(next).second) {
+    path += " -> " + next;
+    auto queue = LoadQueue(next);
+    if (queue.status().code() == StatusCode::kNotFound) return Status::Ok();
+    CRUNCHER_RETURN_IF_ERROR(queue.status());
+    const auto& redrive = queue->second.config.redrive;
+    if (!redrive) return Status::Ok();
+    next = redrive->dead_letter_queue;
+  }
+  // `next` was seen: the chain closes at this queue, or it ends in a queue
+  // that is its own DLQ (harmless, and no cycle through this one).
+  if (next != name) return Status::Ok();
+  return InvalidArgument("the redrive policy of queue " + name +
+                         " makes a cycle of dead-letter queues (" + path +
+                         " -> " + name +
+                         "): its messages would move from queue to queue and "
+                         "never be delivered");
+}
+
 Status LocalQueueStore::SetQueueConfig(const std::string& name,
                                        const QueueConfig& config) {
   CRUNCHER_RETURN_IF_ERROR(ValidateQueueConfig(config));
   std::lock_guard<std::mutex> lock(mu_);
+  // One transaction: another process cannot close a cycle in between.
+  Transaction tx(*db_);
+  CRUNCHER_RETURN_IF_ERROR(tx.Begin());
+  CRUNCHER_RETURN_IF_ERROR(CheckNoRedriveCycle(name, config));
   CRUNCHER_ASSIGN_OR_RETURN(
       Statement st,
       db_->Prepare("UPDATE queues SET modified_at=?, visibility_timeout=?, "
@@ -356,7 +392,7 @@ Status LocalQueueStore::SetQueueConfig(const std::string& name,
   st.Bind(11, name);
   CRUNCHER_RETURN_IF_ERROR(st.Run());
   if (db_->changes() == 0) return NotFound("queue " + name + " does not exist");
-  return Status::Ok();
+  return tx.Commit();
 }
 
 Result<std::vector<std::string>> LocalQueueStore::ListQueues(

@@ -98,10 +98,16 @@ class LocalQueueStore {
 
   // Creates a queue with `tags`. Creating an existing queue with the same
   // config is a no-op that leaves its tags alone; with a different one it
-  // is AlreadyExists (SQS's QueueAlreadyExists).
+  // is AlreadyExists (SQS's QueueAlreadyExists). InvalidArgument if the
+  // redrive policy would close a cycle of two or more queues (see
+  // SetQueueConfig).
   Status CreateQueue(const std::string& name, const QueueConfig& config,
                      const QueueTags& tags = {});
   Result<QueueInfo> GetQueue(const std::string& name);
+  // InvalidArgument if the redrive policy's dead-letter queue leads back to
+  // `name` through the other queues' policies (A -> B -> A): every receive
+  // would move such a message on and none would deliver it. A queue that is
+  // its own dead-letter queue is allowed; its messages are delivered.
   Status SetQueueConfig(const std::string& name, const QueueConfig& config);
   // Queue names starting with `prefix`, sorted.
   Result<std::vector<std::string>> ListQueues(const std::string& prefix);
@@ -160,6 +166,8 @@ class LocalQueueStore {
         clock_(clock) {}
   // Helpers below expect mu_ held.
   Result<std::pair<int64_t, QueueInfo>> LoadQueue(const std::string& name);
+  Status CheckNoRedriveCycle(const std::string& name,
+                             const QueueConfig& config);
   Result<QueueTags> LoadTags(const std::string& name);
   Status StoreTags(const std::string& name, const QueueTags& tags);
   Result<int64_t> InsertMessage(int64_t queue_id, const QueueConfig& config,

@@ -9,6 +9,8 @@
 #include <map>
 #include <thread>
 
+#include "local/data_dir.h"
+
 namespace cruncher::local {
 namespace {
 
@@ -113,13 +115,40 @@ Database::~Database() {
 }
 
 Status Database::Error(int rc, std::string_view what) const {
-  return StatusFor(rc, "database " + path_ + ": " + std::string(what) + ": " +
-                           sqlite3_errmsg(db_));
+  return ErrorWithMessage(rc, what, sqlite3_errmsg(db_));
 }
 
 Status Database::ErrorFromCode(int rc, std::string_view what) const {
+  return ErrorWithMessage(rc, what, sqlite3_errstr(rc));
+}
+
+Status Database::ErrorWithMessage(int rc, std::string_view what,
+                                  std::string_view message) const {
+  // A full disk is the operator's to fix, and the SQL that met it says
+  // nothing to them (it was the whole schema for a read-only `status`).
+  // Creating the WAL's shared-memory file on a full disk is an I/O error.
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_FULL ||
+      (primary == SQLITE_IOERR && FilesystemFull(path_))) {
+    return StatusFor(rc, "disk full: cannot write " + path_ + " (" +
+                             std::string(message) + ")");
+  }
   return StatusFor(rc, "database " + path_ + ": " + std::string(what) + ": " +
-                           sqlite3_errstr(rc));
+                           std::string(message));
+}
+
+Status Database::EnsureSchema(std::string_view ddl,
+                              std::initializer_list<std::string_view> objects) {
+  for (std::string_view name : objects) {
+    CRUNCHER_ASSIGN_OR_RETURN(
+        Statement st, Prepare("SELECT 1 FROM sqlite_master WHERE name=?"));
+    st.Bind(1, name);
+    if (!st.Step()) {
+      CRUNCHER_RETURN_IF_ERROR(st.status());
+      return Exec(ddl);
+    }
+  }
+  return Status::Ok();
 }
 
 Status Database::Exec(std::string_view sql) {

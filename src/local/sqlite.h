@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,6 +46,11 @@ class Database {
 
   // Runs `sql`, which may hold several statements, compiling it each time.
   Status Exec(std::string_view sql);
+  // Runs the schema `ddl` unless every table and index in `objects` exists
+  // already: opening a database for reading writes nothing (a read-only
+  // command works on a full disk).
+  Status EnsureSchema(std::string_view ddl,
+                      std::initializer_list<std::string_view> objects);
   // One statement, fresh (reset, nothing bound). A text prepared before is
   // not compiled again unless a Statement of it is still in use.
   Result<Statement> Prepare(std::string_view sql);
@@ -52,7 +58,8 @@ class Database {
   const std::string& path() const { return path_; }
   sqlite3* handle() const { return db_; }
 
-  // Maps an SQLite result code to a Status ("busy" is Unavailable).
+  // Maps an SQLite result code to a Status ("busy" is Unavailable). A full
+  // disk is "disk full: cannot write PATH (...)", without `what`.
   Status Error(int rc, std::string_view what) const;
   // The same for a result code SQLite did not report (an injected fault),
   // described by the code rather than the connection's last error.
@@ -66,6 +73,8 @@ class Database {
 
  private:
   Database(sqlite3* db, std::string path);
+  Status ErrorWithMessage(int rc, std::string_view what,
+                          std::string_view message) const;
 
   // A prepared statement kept for reuse; `in_use` while a Statement has it.
   struct CachedStatement {

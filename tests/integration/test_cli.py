@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import BIN, jobs, queue_status, run, state, wait_for
+from conftest import BIN, TASK_TEMPLATE, jobs, queue_status, run, state, wait_for
 
 AWS_ENV = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
@@ -71,7 +71,14 @@ def test_missing_and_invalid_templates(data_dir, tmp_path):
     for text, why in [("kind: Job\nspec: [", "not valid YAML"),
                       ("kind: Pod\nspec: {}\n", "kind must be Job"),
                       ("- a\n- b\n", "must be a mapping"),
-                      ("kind: Job\nspec:\n  template:\n    spec: {}\n", "containers")]:
+                      ("kind: Job\nspec:\n  template:\n    spec: {}\n", "containers"),
+                      # Attack findings 8 and 9: these used to abort (1e999)
+                      # or make every message's Job fail (the others).
+                      (TASK_TEMPLATE.replace("backoffLimit: 1", "backoffLimit: 1e999"),
+                       "the number 1e999 at /spec/backoffLimit is out of the range"),
+                      (TASK_TEMPLATE.replace("generateName: t-", "labels: {$n: x}"),
+                       "found $n in a key at /metadata/labels"),
+                      (TASK_TEMPLATE + "---\n" + TASK_TEMPLATE, "holds 2 YAML documents")]:
         path = tmp_path / "bad.yaml"
         path.write_text(text)
         p = run("local", "serve", "--template", str(path), data_dir=data_dir)
@@ -128,6 +135,11 @@ def test_tasks_run_fail_and_requeue(serve, data_dir):
     run("gc", "--include-failed", data_dir=data_dir, check=0)
     assert jobs(data_dir) == []
     assert run("gc", "--older-than", "soon", data_dir=data_dir).returncode == 2
+    # Attack finding 3: these wrapped negative (gc deleted every finished
+    # Job) or aborted in stoll.
+    for age in ["9223372036854776s", "9223372036854775807s", "99999999999999999999s"]:
+        p = run("gc", "--older-than", age, "--include-failed", data_dir=data_dir)
+        assert p.returncode == 2 and "invalid duration" in p.stderr, p.stderr
     assert server.proc.poll() is None
 
 
@@ -470,3 +482,43 @@ def test_invalid_job_names_are_bad_usage_on_both_backends(data_dir, tmp_path, na
             p = run(*cmd, *backend, data_dir=data_dir)
             assert p.returncode == 2, (cmd, backend, p.stderr)
             assert "invalid Job name" in p.stderr, p.stderr
+
+
+# Attack finding 4: with two queues in one data directory, jobs, status, gc
+# and requeue --all-failed --queue qb acted on queue qa's Jobs too.
+def test_commands_act_only_on_their_queues_jobs(serve, data_dir):
+    serve("--queue", "qa")
+    run("send", "--queue", "qa", '{"n": 1, "sleep": "0", "code": "0"}',
+        '{"n": 2, "sleep": "0", "code": "3"}', data_dir=data_dir, check=0)
+    run("send", "--queue", "qb", '{"n": 3, "sleep": "0", "code": "0"}', data_dir=data_dir, check=0)
+
+    def of_queue(queue):
+        return json.loads(run("jobs", "--queue", queue, "-o", "json",
+                              data_dir=data_dir, check=0).stdout)["items"]
+
+    wait_for(lambda: sorted(state(j) for j in of_queue("qa")) == ["Complete", "Failed"],
+             what="queue qa's two finished Jobs")
+    assert of_queue("qb") == []
+    status = json.loads(run("status", "--queue", "qb", "-o", "json", data_dir=data_dir, check=0).stdout)
+    assert status["jobs"] == {"Pending": 0, "Running": 0, "Complete": 0, "Failed": 0}
+    assert status["queue"]["visible"] == 1
+    p = run("requeue", "--all-failed", "--queue", "qb", data_dir=data_dir, check=0)
+    assert "no failed Jobs to requeue" in p.stdout
+    p = run("gc", "--include-failed", "--queue", "qb", data_dir=data_dir, check=0)
+    assert "0 finished Jobs deleted" in p.stdout
+    assert len(of_queue("qa")) == 2
+    status = json.loads(run("status", "--queue", "qa", "-o", "json", data_dir=data_dir, check=0).stdout)
+    assert status["jobs"]["Complete"] == 1 and status["jobs"]["Failed"] == 1
+
+
+# Attack finding 13: --leader-elect and --lease-name were ignored with the
+# local backend, and two "leader-elected" watchers both dispatched.
+@pytest.mark.parametrize("args", [
+    ["watch", "--local", "--leader-elect"],
+    ["watch", "--local", "--lease-name", "x"],
+    ["watch", "--local", "--leader-elect", "--lease-name", "x"],
+    ["local", "serve", "--lease-name", "x"],
+])
+def test_leader_election_needs_the_kubernetes_backend(data_dir, template, args):
+    p = run(*args, "--template", str(template), data_dir=data_dir, timeout=20)
+    assert p.returncode == 2, p.stderr

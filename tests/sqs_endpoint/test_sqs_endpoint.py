@@ -365,6 +365,39 @@ def test_redrive_to_dlq_and_move_back(sqs):
     assert "Messages" not in sqs.receive_message(QueueUrl=dlq)
 
 
+# Attack finding 11: with a's DLQ b and b's DLQ a, a message moved between
+# them on every receive and was never delivered again.
+def test_a_redrive_cycle_is_refused(sqs):
+    name = unique("cyc")
+
+    def arn(url):
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+
+    def redrive(url):
+        return {"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn(url),
+                                             "maxReceiveCount": "1"})}
+
+    a = sqs.create_queue(QueueName=name + "-a")["QueueUrl"]
+    b = sqs.create_queue(QueueName=name + "-b", Attributes=redrive(a))["QueueUrl"]
+    with pytest.raises(sqs.exceptions.ClientError) as e:
+        sqs.set_queue_attributes(QueueUrl=a, Attributes=redrive(b))
+    assert error_code(e) == "InvalidParameterValue"
+    assert f"({name}-a -> {name}-b -> {name}-a)" in str(e.value)
+    c = sqs.create_queue(QueueName=name + "-c", Attributes=redrive(b))["QueueUrl"]
+    with pytest.raises(sqs.exceptions.ClientError) as e:
+        sqs.set_queue_attributes(QueueUrl=a, Attributes=redrive(c))
+    assert error_code(e) == "InvalidParameterValue"
+    assert "RedrivePolicy" not in sqs.get_queue_attributes(
+        QueueUrl=a, AttributeNames=["All"])["Attributes"]
+
+    # CreateQueue: b's DLQ a is deleted, and a new a names b.
+    sqs.delete_queue(QueueUrl=a)
+    with pytest.raises(sqs.exceptions.ClientError) as e:
+        sqs.create_queue(QueueName=name + "-a", Attributes=redrive(b))
+    assert error_code(e) == "InvalidParameterValue"
+
+
 # ---- long polling ----
 
 def test_long_poll_returns_when_a_message_arrives(server, sqs):

@@ -105,6 +105,42 @@ TEST(QueueLabelFor, IsTheQueueNameForAnSqsUrlToo) {
   EXPECT_EQ(QueueLabelFor("http://host"), "host");
 }
 
+// Finding 13: "-abc_" got the label "abc", the same as queue "abc", and
+// names over 63 characters were cut to one label; such queues shared
+// watch's cache, --max-active and every command's selection.
+TEST(QueueLabelFor, NamesThatAreNotLabelValuesGetAHashAndNeverCollide) {
+  const std::regex label_value("([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?");
+  const std::string long_a = std::string(63, 'a');
+  const std::vector<std::string> queues = {
+      "abc",  "-abc_",      "_abc",        "abc-",
+      "abc_", "-abc",       "__",          "-",
+      long_a, long_a + "b", long_a + "c",  std::string(80, 'a'),
+      "a.b",  "a-b_c",      "Orders_High", "x_-",
+  };
+  std::set<std::string> labels;
+  for (const auto& q : queues) {
+    const std::string label = QueueLabelFor(q);
+    EXPECT_TRUE(std::regex_match(label, label_value)) << q << " -> " << label;
+    EXPECT_FALSE(label.empty()) << q;
+    EXPECT_LE(label.size(), kMaxLabelLength) << q << " -> " << label;
+    EXPECT_TRUE(labels.insert(label).second) << q << " -> " << label;
+    // The same for the queue's SQS URL.
+    EXPECT_EQ(QueueLabelFor("https://sqs.us-east-1.amazonaws.com/1/" + q),
+              label);
+  }
+  // Names that are label values keep their label (Jobs already created).
+  for (const char* q : {"abc", "a.b", "a-b_c", "Orders_High"}) {
+    EXPECT_EQ(QueueLabelFor(q), q);
+  }
+  EXPECT_EQ(QueueLabelFor(long_a), long_a);
+  // Others keep a readable part.
+  EXPECT_EQ(QueueLabelFor("-abc_").rfind("abc-", 0), 0u)
+      << QueueLabelFor("-abc_");
+  EXPECT_EQ(QueueLabelFor(long_a + "b").rfind(std::string(52, 'a') + "-", 0),
+            0u);
+  EXPECT_EQ(QueueLabelFor("__").size(), kQueueLabelHashLength);
+}
+
 }  // namespace
 }  // namespace cruncher
 

@@ -53,7 +53,7 @@ metadata:
   labels:
     team: $team
   annotations:
-    $literal-key: "${msg}"
+    msg-key: "${msg}"
     price: 'cost $$5 and $$msg'
 spec:
   backoffLimit: $retries
@@ -256,13 +256,95 @@ spec:
   EXPECT_EQ(spec["version"], json("1"));
 }
 
-TEST(TemplateTest, KeysAreNotSubstituted) {
-  JobTemplate t = MustParse(kTemplate);
+// Finding 8: a placeholder in a key used to stay literal, and every
+// message's Job was then rejected by the API server (and dead-lettered).
+TEST(TemplateTest, APlaceholderInAKeyIsAnErrorNamingItAndWhere) {
+  struct Case {
+    const char* yaml;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"annotations: {$target: v}",
+       "found $target in a key at /metadata/annotations"},
+      {"labels: {cruncher.dev/$outcome: x}",
+       "found $outcome in a key at /metadata/labels"},
+      {"labels: {\"${team}\": x}",
+       "found ${team} in a key at /metadata/labels"},
+      {"labels: {\"a-${team\": x}", "found ${team in a key"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.yaml);
+    auto t = JobTemplate::Parse(
+        std::string("kind: Job\nmetadata: {") + c.yaml +
+            "}\nspec: {template: {spec: {containers: [{name: c}]}}}\n",
+        "keys.yaml");
+    ASSERT_FALSE(t.ok());
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(t.status().message().find(
+                  "placeholders are only substituted in values"),
+              std::string::npos)
+        << t.status().message();
+    EXPECT_NE(t.status().message().find(c.expect), std::string::npos)
+        << t.status().message();
+    EXPECT_NE(t.status().message().find("keys.yaml"), std::string::npos);
+  }
+}
+
+TEST(TemplateTest, KeysWithoutPlaceholdersAreKeptVerbatim) {
+  JobTemplate t = MustParse(
+      "kind: Job\nmetadata: {annotations: {a$$b: x, c$: y, d$(E): z}}\n"
+      "spec: {template: {spec: {containers: [{name: c}]}}}\n");
   json job = MustRender(t, BodyWithMsg("m"));
   const json& ann = job["metadata"]["annotations"];
-  ASSERT_TRUE(ann.contains("$literal-key")) << ann.dump();
-  EXPECT_EQ(ann["$literal-key"], "m");
-  EXPECT_FALSE(ann.contains("m"));
+  EXPECT_EQ(ann, json({{"a$$b", "x"}, {"c$", "y"}, {"d$(E)", "z"}}));
+}
+
+// Finding 8: only the first document was used, the rest silently ignored.
+TEST(TemplateTest, ASecondDocumentIsAnErrorNamingTheFile) {
+  const std::string job =
+      "kind: Job\nspec: {template: {spec: {containers: [{name: c}]}}}\n";
+  auto t = JobTemplate::Parse(job + "---\n" + job, "two.yaml");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(t.status().message().find("template two.yaml: holds 2 YAML "
+                                      "documents"),
+            std::string::npos)
+      << t.status().message();
+  // Empty documents around the manifest are not a second one.
+  EXPECT_TRUE(JobTemplate::Parse("---\n" + job + "---\n", "one.yaml").ok());
+}
+
+// Finding 9: std::stod threw std::out_of_range out of Parse (an abort at
+// start-up of watch and local serve).
+TEST(TemplateTest, AFloatOutOfADoublesRangeIsAnErrorNamingIt) {
+  for (const std::string number :
+       {"1e999", "-1e999", "1e-99999", "1e-310", "123456789e400"}) {
+    SCOPED_TRACE(number);
+    auto t = JobTemplate::Parse(
+        "kind: Job\nspec:\n  backoffLimit: " + number +
+            "\n  template: {spec: {containers: [{name: c}]}}\n",
+        "float.yaml");
+    ASSERT_FALSE(t.ok());
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(
+        t.status().message().find("template float.yaml: the number " + number +
+                                  " at /spec/backoffLimit is out of "
+                                  "the range of a double"),
+        std::string::npos)
+        << t.status().message();
+  }
+  // Quoted, it is text; in range, a number; an integer past 64 bits text.
+  JobTemplate t = MustParse(
+      "kind: Job\nspec: {a: '1e999', b: 1e308, c: 2.5e-308, "
+      "d: 99999999999999999999, e: -9223372036854775808, f: +7, "
+      "template: {spec: {containers: [{name: c}]}}}\n");
+  const json& spec = t.manifest()["spec"];
+  EXPECT_EQ(spec["a"], json("1e999"));
+  EXPECT_EQ(spec["b"], json(1e308));
+  EXPECT_EQ(spec["c"], json(2.5e-308));
+  EXPECT_EQ(spec["d"], json("99999999999999999999"));
+  EXPECT_EQ(spec["e"], json(INT64_MIN));
+  EXPECT_EQ(spec["f"], json(7));
 }
 
 TEST(TemplateTest, NumbersBoolsObjectsArraysNullAsTextInsideStrings) {
@@ -337,7 +419,7 @@ TEST(TemplateTest, NoValueChangesTheManifestStructure) {
     const json& c = job["spec"]["template"]["spec"]["containers"][0];
     // The value arrives verbatim, as a string, wherever it was placed: in
     // the fields the kubelet expands, in the form it expands to the value.
-    EXPECT_EQ(job["metadata"]["annotations"]["$literal-key"], json(value));
+    EXPECT_EQ(job["metadata"]["annotations"]["msg-key"], json(value));
     const std::string escaped = KubeletEscaped(value);
     EXPECT_EQ(c["args"][0], json(escaped));
     EXPECT_EQ(c["args"][1], json("prefix-" + escaped + "-suffix"));

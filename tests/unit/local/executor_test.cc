@@ -79,7 +79,7 @@ pid_t ReadPid(const std::string& path) {
   return text.empty() ? -1 : static_cast<pid_t>(std::stol(text));
 }
 
-constexpr ExecutorOptions kFast{
+const ExecutorOptions kFast{
     .slots = 4, .backoff_scale = 0.001, .kill_grace = 200};
 
 // Processes run in real time; the executor's timers (retry backoff,
@@ -639,6 +639,36 @@ TEST_F(ExecutorFaultTest, DiskFullThenSpaceReturns) {
   EXPECT_GE(LogLines("executor_record_failed"), 1);
   EXPECT_LE(LogLines("executor_record_failed"), 3);
   EXPECT_EQ(LogLines("executor_store_recovered"), 1);
+}
+
+// Finding 10: a task whose output (its log file) met a full disk failed
+// with exit code 1 and an empty log, and nothing said why.
+TEST_F(ExecutorTest, AFailedAttemptOnAFullLogDiskSaysSo) {
+  ExecutorOptions options = kFast;
+  options.filesystem_full = [](const std::string&) { return true; };
+  StartExecutor(options);
+  Create(Manifest("full", {"sh", "-c", "exit 1"}, {{"backoffLimit", 0}}));
+  Create(Manifest("fine", {"true"}));
+  Job job = WaitFinished("full");
+  EXPECT_EQ(job.state(), JobState::kFailed);
+  const std::string reason =
+      "log: no space left on device at " + store_->LogPath("full", 1);
+  ASSERT_TRUE(job.terminal_condition().has_value());
+  EXPECT_EQ(job.terminal_condition()->reason, "BackoffLimitExceeded");
+  EXPECT_NE(
+      job.terminal_condition()->message.find("(last attempt: " + reason + ")"),
+      std::string::npos)
+      << job.terminal_condition()->message;
+  auto logs = Logs("full");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_NE(logs[0].attempt.find("exit code 1, " + reason), std::string::npos)
+      << logs[0].attempt;
+  // A successful attempt is not the disk's concern.
+  EXPECT_EQ(WaitFinished("fine").state(), JobState::kComplete);
+  auto fine = Logs("fine");
+  ASSERT_EQ(fine.size(), 1u);
+  EXPECT_EQ(fine[0].attempt.find("no space"), std::string::npos)
+      << fine[0].attempt;
 }
 
 TEST_F(ExecutorTest, InvalidOptions) {

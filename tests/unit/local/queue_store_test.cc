@@ -312,6 +312,39 @@ TEST_F(QueueStoreTest, RedriveToItselfDoesNotLoop) {
   EXPECT_EQ(again[0].receive_count, 2);
 }
 
+// Finding 11: with A's DLQ B and B's DLQ A, every receive moved a message
+// to the other queue; it was never delivered and counted in neither.
+TEST_F(QueueStoreTest, ARedriveCycleIsRefused) {
+  auto with_dlq = [](const std::string& dlq) {
+    QueueConfig config;
+    config.redrive = RedrivePolicy{dlq, 1};
+    return config;
+  };
+  ASSERT_TRUE(store_->CreateQueue("a", QueueConfig{}).ok());
+  ASSERT_TRUE(store_->CreateQueue("b", with_dlq("a")).ok());
+  Status s = store_->SetQueueConfig("a", with_dlq("b"));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("cycle of dead-letter queues (a -> b -> a)"),
+            std::string::npos)
+      << s.message();
+  EXPECT_FALSE(store_->GetQueue("a")->config.redrive.has_value());
+  // Longer: c -> b -> a, then a -> c.
+  ASSERT_TRUE(store_->CreateQueue("c", with_dlq("b")).ok());
+  s = store_->SetQueueConfig("a", with_dlq("c"));
+  EXPECT_NE(s.message().find("(a -> c -> b -> a)"), std::string::npos)
+      << s.message();
+  // A chain without a cycle, and one ending in a queue that is its own DLQ
+  // (delivered, see RedriveToItselfDoesNotLoop), are fine.
+  ASSERT_TRUE(store_->CreateQueue("self", with_dlq("self")).ok());
+  EXPECT_TRUE(store_->SetQueueConfig("a", with_dlq("self")).ok());
+  EXPECT_TRUE(store_->CreateQueue("d", with_dlq("c")).ok());
+  // A policy naming a deleted queue, which a new queue then closes.
+  ASSERT_TRUE(store_->CreateQueue("e", with_dlq("gone")).ok());
+  s = store_->CreateQueue("gone", with_dlq("e"));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
+  EXPECT_EQ(store_->GetQueue("gone").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(QueueStoreTest, MoveMessagesWithLimit) {
   ASSERT_TRUE(store_->CreateQueue("other", QueueConfig{}).ok());
   for (int i = 0; i < 5; ++i) Send("{}");

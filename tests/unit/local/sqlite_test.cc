@@ -123,5 +123,44 @@ TEST_F(SqliteTest, TransactionsCommitAndRollBackThroughReusedStatements) {
   EXPECT_EQ(st->Int(0), 2);
 }
 
+// Finding 10: on a full disk the error was the whole statement (for a
+// read-only `status`, the schema's SQL) followed by SQLite's message.
+TEST_F(SqliteTest, AFullDatabaseIsAShortDiskFullError) {
+  // max_page_count makes SQLite fail as a full disk does (SQLITE_FULL).
+  ASSERT_TRUE(db_->Exec("PRAGMA max_page_count=2").ok());
+  const std::string sql = "INSERT INTO t(v) VALUES(zeroblob(100000))";
+  Status s = db_->Exec(sql);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(s.message(), "disk full: cannot write " + dir_.path() +
+                             "/test.db (database or disk is full)");
+  auto st = db_->Prepare(sql);
+  ASSERT_TRUE(st.ok());
+  s = st->Run();
+  EXPECT_EQ(s.message(), "disk full: cannot write " + dir_.path() +
+                             "/test.db (database or disk is full)");
+}
+
+// Finding 10: opening a store for reading ran the schema's DDL, which a
+// full disk refused; it runs only while something of it is missing.
+TEST_F(SqliteTest, EnsureSchemaRunsTheDdlOnlyIfSomethingIsMissing) {
+  const std::string ddl =
+      "CREATE TABLE IF NOT EXISTS u(x);"
+      "CREATE INDEX IF NOT EXISTS u_x ON u(x);";
+  ASSERT_TRUE(db_->EnsureSchema(ddl, {"t", "u", "u_x"}).ok());
+  auto count = [&](const char* name) {
+    auto st = db_->Prepare("SELECT COUNT(*) FROM sqlite_master WHERE name=?");
+    EXPECT_TRUE(st.ok());
+    st->Bind(1, name);
+    EXPECT_TRUE(st->Step());
+    return st->Int(0);
+  };
+  EXPECT_EQ(count("u"), 1);
+  EXPECT_EQ(count("u_x"), 1);
+  // All present: DDL that would fail is not run.
+  EXPECT_TRUE(db_->EnsureSchema("this is not SQL", {"t", "u", "u_x"}).ok());
+  EXPECT_FALSE(db_->EnsureSchema("this is not SQL", {"t", "missing"}).ok());
+}
+
 }  // namespace
 }  // namespace cruncher::local
