@@ -35,7 +35,8 @@ Result<std::unique_ptr<kube::KubeJobBackend>> OpenKubeJobBackend(
                                clock, rest_options));
   return std::make_unique<kube::KubeJobBackend>(
       std::move(rest),
-      kube::KubeJobBackendOptions{options.queue_label, options.cache});
+      kube::KubeJobBackendOptions{options.queue_label, options.cache,
+                                  options.create_timeout_ms});
 }
 
 namespace {
@@ -53,6 +54,11 @@ Status DryRun(kube::KubeJobBackend& backend, const JobTemplate& tmpl,
     return checked;
   }
   if (checked.code() == StatusCode::kInvalidArgument) {
+    if (checked.message().find("does not support dry run") !=
+        std::string::npos) {
+      // An admission webhook that does not take dry runs: unknown.
+      return Unavailable(checked.message());
+    }
     if (error.fields.empty()) {
       // A body the server could not decode (a number where a string goes):
       // a lone placeholder's type decides that, and so the message does.
@@ -71,9 +77,19 @@ Status DryRun(kube::KubeJobBackend& backend, const JobTemplate& tmpl,
         "template " + template_path + " is rejected by the API server for " +
         template_fields + " (not filled by messages): " + checked.message());
   }
-  return Status(checked.code(),
-                "template " + template_path +
-                    ": a dry-run create fails: " + checked.message());
+  // 401, an RBAC 403 ("cannot create resource"), a missing namespace: no
+  // create can succeed. Anything else (an exhausted quota, a webhook that
+  // does not take dry runs) may pass for real creates: a warning.
+  const std::string& text = checked.message();
+  const bool every_create_fails =
+      error.http_status == 401 ||
+      (error.http_status == 403 &&
+       text.find("cannot create resource") != std::string::npos) ||
+      (error.http_status == 404 &&
+       text.find("namespaces") != std::string::npos);
+  if (!every_create_fails) return Unavailable(text);
+  return Status(checked.code(), "template " + template_path +
+                                    ": a dry-run create fails: " + text);
 }
 
 }  // namespace

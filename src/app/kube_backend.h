@@ -28,6 +28,8 @@ struct KubeBackendOptions {
   // Keep an informer cache (a long-running controller) rather than asking
   // the API on every read (one-shot commands).
   bool cache = false;
+  // See kube::KubeJobBackendOptions::create_timeout_ms.
+  long create_timeout_ms = 0;
 };
 
 // Errors are one line naming the file, context or field at fault

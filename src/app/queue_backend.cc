@@ -168,6 +168,11 @@ Result<std::unique_ptr<QueueBackend>> OpenSqs(const BackendOptions& options) {
         queue->shared_client(), *dead_letter_url);
     CRUNCHER_ASSIGN_OR_RETURN(std::string queue_arn,
                               queue->client().GetQueueArn(queue->queue_url()));
+    if (queue_arn == *dead_letter_arn) {
+      // A poison message would be sent back to where it came from, forever.
+      return InvalidArgument("--dlq-url " + options.dlq_url +
+                             " is the queue itself (" + queue_arn + ")");
+    }
     return std::unique_ptr<QueueBackend>(
         new SqsQueueBackend(std::move(queue), std::move(dead_letter),
                             std::move(*dead_letter_arn), std::move(queue_arn)));

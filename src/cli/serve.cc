@@ -1,6 +1,7 @@
 // cruncher local serve / cruncher watch --local: run the controller and the
 // local executor until SIGINT or SIGTERM.
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -65,22 +66,21 @@ void AddServeOptions(CLI::App* cmd, ServeOptions& o) {
                   "it (a Pod's terminationGracePeriodSeconds)")
       ->capture_default_str();
   if (!o.endpoint) {
-    auto* leader_elect = cmd->add_flag(
-        "--leader-elect", o.leader_elect,
-        "Kubernetes backend: dispatch only while holding a Lease in "
-        "the namespace, so that replicas never dispatch at once "
-        "(lease 15s, renew deadline 10s, retry 2s)");
+    cmd->add_flag("--leader-elect", o.leader_elect,
+                  "Kubernetes backend: dispatch only while holding a Lease in "
+                  "the namespace, so that replicas never dispatch at once "
+                  "(lease 15s, renew deadline 10s, retry 2s)");
     cmd->add_option("--receivers", o.receivers,
                     "Kubernetes backend: dispatchers receiving and creating "
                     "at once; all but one idle while the queue is shallow "
                     "(a receive returns fewer than 10 messages)")
         ->check(CLI::Range(1, 64))
         ->capture_default_str();
-    // Alone it would be ignored, and two replicas would both dispatch.
+    // Checked in Run, after every settings layer: alone it would be
+    // ignored, and two replicas would both dispatch.
     cmd->add_option("--lease-name", o.lease_name,
                     "The Lease of --leader-elect (default: "
-                    "cruncher-<queue name>)")
-        ->needs(leader_elect);
+                    "cruncher-<queue name>)");
   }
   if (!o.endpoint) return;
   EndpointFlags& e = *o.endpoint;
@@ -160,6 +160,10 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
                   const JobTemplate& tmpl, Shutdown& shutdown) {
   app::KubeBackendOptions kube = app::KubeOptions(o.backend);
   kube.cache = true;
+  // A create that gives up (POST, GET, POST) still leaves its message
+  // invisible, so the batch is held, not received again.
+  kube.create_timeout_ms = std::max<long>(
+      1'000, o.runtime.dispatcher.visibility_seconds * 1000L / 4);
   kube.queue_label = QueueLabelFor(queues.queue_name());
   auto backend = app::OpenKubeJobBackend(kube);
   if (!backend.ok()) return Fail(backend.status());
@@ -188,10 +192,13 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
     dispatch::ReceiverGroup group;
     dispatch::DispatcherOptions options = o.runtime.dispatcher;
     options.group = &group;
-    options.create_per_second /= o.receivers;
     options.overlap_acks = true;
+    // Under --create-qps the rate is the bound, and one receiver's token
+    // bucket keeps it exactly (split, each share's one-message receives
+    // would never look deep enough to wake the others).
+    const int receivers = options.create_per_second > 0 ? 1 : o.receivers;
     std::vector<std::unique_ptr<dispatch::Dispatcher>> dispatchers;
-    for (int i = 0; i < o.receivers; ++i) {
+    for (int i = 0; i < receivers; ++i) {
       options.only_when_deep = i > 0;
       dispatchers.push_back(std::make_unique<dispatch::Dispatcher>(
           queues.queue(), queues.dead_letter(), **backend, tmpl, options));
@@ -206,6 +213,8 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
     for (const auto& d : dispatchers) total += d->stats();
     LogStopped(total);
   };
+  // From here on messages are in flight: a signal stops gracefully.
+  shutdown.Running();
   std::jthread dispatch_thread([&](std::stop_token stop) {
     if (!lease) {
       dispatch(stop, shutdown.cancel_token());
@@ -251,10 +260,10 @@ int RunKubernetes(ServeOptions& o, app::QueueBackend& queues,
        {"namespace", (*backend)->namespace_name()},
        {"selector", (*backend)->selector()},
        {"max_active", o.runtime.dispatcher.max_active},
-       {"receivers", o.receivers},
+       {"receivers",
+        o.runtime.dispatcher.create_per_second > 0 ? 1 : o.receivers},
        {"lease",
         lease ? nlohmann::json(lease->name) : nlohmann::json(nullptr)}});
-  shutdown.Running();
   shutdown.Wait();
   dispatch_thread.request_stop();
   dispatch_thread.join();
@@ -279,6 +288,12 @@ int Run(ServeOptions& o, const CLI::App& cmd) {
     std::cerr << "error: " << cmd.get_name()
               << " needs a Job template: --template FILE, CRUNCHER_TEMPLATE, "
                  "or \"template: FILE\" in the --config file\n";
+    return kExitUsage;
+  }
+  if (!o.lease_name.empty() && !o.leader_elect) {
+    // From any layer (flag, CRUNCHER_LEASE_NAME, --config): alone it would
+    // be ignored, and two replicas would both dispatch.
+    std::cerr << "error: --lease-name needs --leader-elect\n";
     return kExitUsage;
   }
   if (o.leader_elect && !o.backend.kubernetes()) {
@@ -352,6 +367,7 @@ int Run(ServeOptions& o, const CLI::App& cmd) {
   // task is started or recovered.
   app::LocalRuntime runtime((*queues)->queue(), (*queues)->dead_letter(),
                             **jobs, o.backend.data_dir, *tmpl, o.runtime);
+  shutdown.Running();  // tasks and messages are in flight from here on
   if (Status s = runtime.Start(); !s.ok()) return Fail(s);
   Log(LogLevel::kInfo, "serving",
       {{"data_dir", o.backend.data_dir},
@@ -364,7 +380,6 @@ int Run(ServeOptions& o, const CLI::App& cmd) {
        {"sqs", endpoint_fields}});
   // The signal requests the dispatcher's stop (app::LocalRuntime::Stop), which
   // ends its long poll at once, local or SQS.
-  shutdown.Running();
   shutdown.Wait();
   if (endpoint) endpoint->Stop();
   runtime.Stop();

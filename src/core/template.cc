@@ -479,9 +479,18 @@ bool JobTemplate::FilledByMessage(std::string_view field_path) const {
     }
     if (field_path[i] == '[') {
       const size_t close = field_path.find(']', i);
-      if (close == std::string_view::npos || !node->is_array()) return false;
-      size_t index = 0;
+      if (close == std::string_view::npos) return false;
       const std::string_view digits = field_path.substr(i + 1, close - i - 1);
+      if (node->is_object()) {
+        // "limits[cpu]": the API server's spelling of a map's key.
+        const auto it = node->find(std::string(digits));
+        if (it == node->end()) return false;
+        node = &*it;
+        i = close + 1;
+        continue;
+      }
+      if (!node->is_array()) return false;
+      size_t index = 0;
       if (digits.empty() || digits.size() > 6) return false;
       for (char c : digits) {
         if (c < '0' || c > '9') return false;

@@ -470,7 +470,9 @@ void Dispatcher::CreateAndSettle(std::vector<Attempt> attempts, Millis now,
     backend_failures_ = 0;
   }
   if (!failed.empty()) {
-    if (answered) {
+    // Cancelled creates (a stop) are not the messages' fault either: held,
+    // they go back at once with HandBack.
+    if (answered && !cancel.stop_requested()) {
       // The backend works: these failed for their own reasons.
       for (const Attempt& a : failed) {
         Release(a.message.id, a.message.receipt_handle, "transient error");

@@ -59,7 +59,7 @@ std::string JobClient::CollectionPath() const {
 }
 
 Result<Job> JobClient::Create(nlohmann::json manifest,
-                              const std::stop_token& stop) {
+                              const std::stop_token& stop, long timeout_ms) {
   if (!manifest.is_object()) {
     return InvalidArgument("a Job manifest must be a JSON object");
   }
@@ -68,7 +68,8 @@ Result<Job> JobClient::Create(nlohmann::json manifest,
     return InvalidArgument("the Job manifest has no metadata");
   }
   (*metadata)["namespace"] = namespace_;
-  const ApiRequest request{"POST", CollectionPath(), manifest.dump()};
+  ApiRequest request{"POST", CollectionPath(), manifest.dump()};
+  request.timeout_ms = timeout_ms;
   return JobFrom(request, rest_.DoText(request, stop));
 }
 
@@ -79,17 +80,19 @@ Status JobClient::CreateDryRun(nlohmann::json manifest,
     return InvalidArgument("the Job manifest has no metadata");
   }
   manifest["metadata"]["namespace"] = namespace_;
-  return rest_
-      .DoText({"POST", WithQuery(CollectionPath(), {{"dryRun", "All"}}),
-               manifest.dump()},
-              stop, error)
-      .status();
+  // A start-up check: bounded well below a Pod's grace period, so that an
+  // API server that does not answer delays the start by no more than this.
+  ApiRequest request{"POST", WithQuery(CollectionPath(), {{"dryRun", "All"}}),
+                     manifest.dump()};
+  request.timeout_ms = kDryRunTimeoutMs;
+  return rest_.DoText(request, stop, error).status();
 }
 
-Result<Job> JobClient::Get(const std::string& name,
-                           const std::stop_token& stop) {
+Result<Job> JobClient::Get(const std::string& name, const std::stop_token& stop,
+                           long timeout_ms) {
   CRUNCHER_RETURN_IF_ERROR(CheckJobName(name));
-  const ApiRequest request{"GET", CollectionPath() + "/" + name, ""};
+  ApiRequest request{"GET", CollectionPath() + "/" + name, ""};
+  request.timeout_ms = timeout_ms;
   return JobFrom(request, rest_.DoText(request, stop));
 }
 

@@ -46,16 +46,21 @@ class JobClient {
   // POSTs the manifest (its metadata.namespace is set to ours). Returns the
   // Job as the server stored it. AlreadyExists on 409 AlreadyExists;
   // InvalidArgument when the server rejects the object (400/422).
-  Result<Job> Create(nlohmann::json manifest, const std::stop_token& stop = {});
+  // `timeout_ms` bounds the exchange (0: the client's request timeout).
+  Result<Job> Create(nlohmann::json manifest, const std::stop_token& stop = {},
+                     long timeout_ms = 0);
   // The same POST with dryRun=All: the server validates and admits the Job
-  // but stores nothing. `error` gets the Status's reason and fields.
+  // but stores nothing. `error` gets the Status's reason and fields. Ends
+  // after kDryRunTimeoutMs.
+  static constexpr long kDryRunTimeoutMs = 10'000;
   Status CreateDryRun(nlohmann::json manifest, const std::stop_token& stop,
                       ApiError* error);
 
   // Get and Delete refuse a name that is not a valid object name (it would
   // be pasted into the URL path: "../../other/jobs/x") with InvalidArgument
   // (CheckJobName), before any request.
-  Result<Job> Get(const std::string& name, const std::stop_token& stop = {});
+  Result<Job> Get(const std::string& name, const std::stop_token& stop = {},
+                  long timeout_ms = 0);
 
   // Deletes with propagationPolicy=Background. NotFound if absent.
   Status Delete(const std::string& name, const std::stop_token& stop = {});

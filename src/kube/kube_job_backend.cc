@@ -26,6 +26,7 @@ KubeJobBackend::KubeJobBackend(std::unique_ptr<RestClient> rest,
     : rest_(std::move(rest)),
       jobs_(*rest_, rest_->namespace_name()),
       selector_(SelectorFor(options)),
+      create_timeout_ms_(options.create_timeout_ms),
       events_(*rest_, rest_->clock()) {
   if (options.cache) {
     informer_ = std::make_unique<JobInformer>(jobs_, selector_, rest_->clock());
@@ -60,7 +61,7 @@ Status KubeJobBackend::CreateUntil(const nlohmann::json& manifest,
   // not create the Job.
   Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    Result<Job> created = jobs_.Create(manifest, stop);
+    Result<Job> created = jobs_.Create(manifest, stop, create_timeout_ms_);
     if (created.ok()) {
       if (informer_ != nullptr) informer_->Put(*created);
       return Status::Ok();
@@ -68,7 +69,7 @@ Status KubeJobBackend::CreateUntil(const nlohmann::json& manifest,
     last = created.status();
     if (last.code() != StatusCode::kUnavailable || name.empty()) return last;
     // The outcome is unknown: look before creating again.
-    Result<Job> existing = jobs_.Get(name, stop);
+    Result<Job> existing = jobs_.Get(name, stop, create_timeout_ms_);
     if (existing.ok()) {
       if (informer_ != nullptr) informer_->Put(*existing);
       return AlreadyExists("job " + name + " exists (created by the request " +

@@ -37,6 +37,12 @@ namespace cruncher::kube {
 struct KubeJobBackendOptions {
   std::string queue_label;  // "" = every queue's Jobs
   bool cache = false;       // run an informer (see above)
+  // Bounds each request of a create (the POST, the GET after a lost answer,
+  // the second POST); 0: the client's request timeout. The dispatcher's
+  // messages must still be invisible when a create gives up, for the batch
+  // to be held rather than received again: watch sets a quarter of the
+  // visibility timeout.
+  long create_timeout_ms = 0;
 };
 
 class KubeJobBackend final : public JobBackend {
@@ -87,6 +93,7 @@ class KubeJobBackend final : public JobBackend {
   std::unique_ptr<RestClient> rest_;
   JobClient jobs_;
   const std::string selector_;
+  const long create_timeout_ms_;
   EventRecorder events_;
   std::unique_ptr<JobInformer> informer_;
   std::stop_source stop_;

@@ -740,6 +740,9 @@ spec:
   EXPECT_TRUE(
       t->FilledByMessage("spec.template.spec.containers[0].command[3]"));
   EXPECT_TRUE(t->FilledByMessage("spec.template"));  // something under it
+  EXPECT_TRUE(t->FilledByMessage("metadata.labels[team]"));  // a map's key
+  EXPECT_FALSE(t->FilledByMessage("metadata.labels[fixed]"));
+  EXPECT_FALSE(t->FilledByMessage("metadata.labels[nope]"));
   // The template's own: literal `$$` and `$(VAR)`, missing fields, odd paths.
   EXPECT_FALSE(t->FilledByMessage("metadata.labels.fixed"));
   EXPECT_FALSE(
