@@ -58,8 +58,7 @@ std::string JobClient::CollectionPath() const {
   return "/apis/batch/v1/namespaces/" + namespace_ + "/jobs";
 }
 
-Result<Job> JobClient::Create(nlohmann::json manifest,
-                              const std::stop_token& stop, long timeout_ms) {
+Status JobClient::PlaceInNamespace(nlohmann::json& manifest) const {
   if (!manifest.is_object()) {
     return InvalidArgument("a Job manifest must be a JSON object");
   }
@@ -68,6 +67,12 @@ Result<Job> JobClient::Create(nlohmann::json manifest,
     return InvalidArgument("the Job manifest has no metadata");
   }
   (*metadata)["namespace"] = namespace_;
+  return Status::Ok();
+}
+
+Result<Job> JobClient::Create(nlohmann::json manifest,
+                              const std::stop_token& stop, long timeout_ms) {
+  CRUNCHER_RETURN_IF_ERROR(PlaceInNamespace(manifest));
   ApiRequest request{"POST", CollectionPath(), manifest.dump()};
   request.timeout_ms = timeout_ms;
   return JobFrom(request, rest_.DoText(request, stop));
@@ -75,11 +80,7 @@ Result<Job> JobClient::Create(nlohmann::json manifest,
 
 Status JobClient::CreateDryRun(nlohmann::json manifest,
                                const std::stop_token& stop, ApiError* error) {
-  if (!manifest.is_object() || !manifest.contains("metadata") ||
-      !manifest["metadata"].is_object()) {
-    return InvalidArgument("the Job manifest has no metadata");
-  }
-  manifest["metadata"]["namespace"] = namespace_;
+  CRUNCHER_RETURN_IF_ERROR(PlaceInNamespace(manifest));
   // A start-up check: bounded well below a Pod's grace period, so that an
   // API server that does not answer delays the start by no more than this.
   ApiRequest request{"POST", WithQuery(CollectionPath(), {{"dryRun", "All"}}),

@@ -98,6 +98,9 @@ class JobClient {
 
  private:
   std::string CollectionPath() const;
+  // Sets metadata.namespace to ours; InvalidArgument for a manifest that is
+  // not an object or has no metadata object.
+  Status PlaceInNamespace(nlohmann::json& manifest) const;
 
   RestClient& rest_;
   const std::string namespace_;
